@@ -1,1 +1,104 @@
-//! x
+//! # afiliado
+//!
+//! The online-account lifecycle of members ("afiliados") of Ecuador's social-security
+//! institutions — IESS and ISSPOL — as an embeddable library: registration against the member
+//! registry by cédula, activation by emailed link and code, login with lockout, unlock,
+//! password recovery with identity checks, and staff operations.
+//!
+//! The rules of both real portals ship as presets ([`Policy::isspol()`], [`Policy::iess()`]),
+//! next to a standards-aligned one ([`Policy::recommended()`]); every number is a knob.
+//!
+//! ## Data flow
+//!
+//! ```text
+//!  host (web portal, staff console, batch job)
+//!    │ raw input: "1710034065", "Clave2026", link token from the URL …
+//!    ▼
+//!  boundary parsers ── Cedula / MemberId / Email / MobilePhone / Password / Token
+//!    │ typed values (errors say which rule failed)
+//!    ▼
+//!  service (async, next release): reads the clock once, loads the record, verifies the
+//!    │ password (argon2, off the executor), digests tokens (HMAC-SHA-256)
+//!    │ Command { verified facts, digests }, now, &Policy
+//!    ▼
+//!  core::decide ── pure, total, deterministic ──▶ Decision { next record, outcome, effects }
+//!    │                                            (or Denied: nothing changes)
+//!    ▼
+//!  store: commit(record, expected version, outbox notices, audit events) atomically
+//! ```
+//!
+//! ## Example: the ISSPOL lockout rule, on virtual time
+//!
+//! ```
+//! use afiliado::core::{decide, AccountRecord, AccountState, Command, Outcome};
+//! use afiliado::crypto::{HashParams, hash_password};
+//! use afiliado::{MemberId, Policy};
+//! use rand::SeedableRng;
+//! use time::macros::datetime;
+//! use time::Duration;
+//!
+//! let policy = Policy::isspol();
+//! # let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+//! # let hash = hash_password(b"Clave2026x", &HashParams::danger_insecure_for_tests(), &mut rng)?;
+//! // An active account (normally reached through register → activate).
+//! let mut record = AccountRecord::new("1710034065".parse::<MemberId>()?);
+//! # record.state = afiliado::core::AccountState::Active {
+//! #     profile: afiliado::core::Profile {
+//! #         password: hash,
+//! #         contact: afiliado::core::Contact::email_only("ana@example.ec".parse()?),
+//! #         enrollment: Default::default(),
+//! #         activated_at: datetime!(2026-11-01 8:00 -5),
+//! #         password_changed_at: datetime!(2026-11-01 8:00 -5),
+//! #         last_login_at: None,
+//! #     },
+//! #     failures: vec![],
+//! # };
+//! let wrong = Command::Login { password_matched: false, rehash: None };
+//! let mut now = datetime!(2026-11-22 19:35 -5);
+//! for _ in 0..4 {
+//!     record = decide(&record, &wrong, now, &policy)?.next;
+//!     now += Duration::minutes(1);
+//! }
+//! // The fifth failure locks for 20 minutes …
+//! let locked = decide(&record, &wrong, now, &policy)?;
+//! assert!(matches!(locked.outcome, Outcome::Locked { .. }));
+//! record = locked.next;
+//! // … so at 19:59 even the right password is refused,
+//! let right = Command::Login { password_matched: true, rehash: None };
+//! let at_1959 = decide(&record, &right, datetime!(2026-11-22 19:59 -5), &policy)?;
+//! assert!(matches!(at_1959.outcome, Outcome::LoginRefusedLocked { .. }));
+//! // and at 20:00 it works.
+//! let at_2000 = decide(&record, &right, datetime!(2026-11-22 20:00 -5), &policy)?;
+//! assert_eq!(at_2000.outcome, Outcome::LoggedIn { rehashed: false });
+//! assert!(matches!(at_2000.next.state, AccountState::Active { .. }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Modules
+//!
+//! * [`identity`] — cédula, foreigner code, member ID, email, phones, masked renderings.
+//! * [`password`] — [`Password`] (secret) and [`PasswordPolicy`].
+//! * [`policy`] — [`Policy`] and its presets.
+//! * [`core`] — the pure state machine.
+//! * [`crypto`] — argon2id PHC hashing, tokens, numeric codes, keyed digests.
+//! * `strategies` (feature `proptest`) — proptest strategies for hosts' own property tests.
+//!
+//! ## Features
+//!
+//! * `memory` (default) — in-memory adapters of the ports (service layer, next release).
+//! * `proptest` — exports [`strategies`](crate#modules).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod core;
+pub mod crypto;
+pub mod identity;
+pub mod password;
+pub mod policy;
+#[cfg(any(test, feature = "proptest"))]
+pub mod strategies;
+
+pub use identity::{Cedula, Email, ForeignerCode, Landline, MemberId, MemberIdKind, MobilePhone};
+pub use password::{Password, PasswordPolicy};
+pub use policy::Policy;

@@ -1,0 +1,178 @@
+//! Effects: what the service must do after committing a decision. Data, never actions.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::crypto::TokenPurpose;
+use crate::identity::{Email, MemberId};
+
+use super::state::{Locale, LockReason};
+
+/// A notice to send to the member. Link-bearing notices name the token purpose; the service,
+/// which generated the token, attaches the link when it renders the mail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Notice {
+    /// Recipient.
+    pub to: Email,
+    /// Language.
+    pub locale: Locale,
+    /// What it says.
+    pub kind: NoticeKind,
+}
+
+/// The notices of DESIGN §5.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum NoticeKind {
+    /// Activation link (and code).
+    Activation {
+        /// Expiry of link and code.
+        expires_at: OffsetDateTime,
+        /// Whether the mail carries a code too.
+        with_code: bool,
+    },
+    /// Unlock link.
+    UnlockLink {
+        /// Expiry.
+        expires_at: OffsetDateTime,
+    },
+    /// Reset link.
+    ResetLink {
+        /// Expiry.
+        expires_at: OffsetDateTime,
+    },
+    /// The account was locked.
+    Locked {
+        /// Why.
+        reason: LockReason,
+        /// When it unlocks by itself.
+        until: Option<OffsetDateTime>,
+    },
+    /// The account was unlocked (link or staff).
+    Unlocked,
+    /// The password was changed.
+    PasswordChanged,
+    /// Sent to the *old* address when the contact email changes.
+    EmailChangedFrom {
+        /// The new address, masked.
+        new_masked: String,
+    },
+    /// Sent to the *new* address when the contact email changes.
+    EmailChangedTo,
+    /// Someone tried to register an already-active account.
+    RegistrationAttemptOnActive,
+}
+
+impl NoticeKind {
+    /// The token purpose whose link the mail carries, if any.
+    pub fn link_purpose(&self) -> Option<TokenPurpose> {
+        match self {
+            Self::Activation { .. } => Some(TokenPurpose::Activation),
+            Self::UnlockLink { .. } => Some(TokenPurpose::Unlock),
+            Self::ResetLink { .. } => Some(TokenPurpose::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the append-only audit log. Contains no secret and no personal data beyond
+/// the member identifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When it happened (for lazily applied expiries: the scheduled instant).
+    pub at: OffsetDateTime,
+    /// Whose account.
+    pub member: MemberId,
+    /// What happened.
+    pub kind: AuditKind,
+}
+
+/// What an audit event records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+#[non_exhaustive]
+pub enum AuditKind {
+    /// Registration accepted (or replaced).
+    Registered,
+    /// Registration refused by cooldown or daily cap.
+    RegistrationThrottled,
+    /// Registration attempted on an account that already exists.
+    RegistrationOnActive,
+    /// Identity checks failed (registration or recovery).
+    ChecksFailed {
+        /// Failures so far.
+        failures: u32,
+    },
+    /// Wrong activation code.
+    WrongCode {
+        /// Attempts left.
+        attempts_left: u8,
+    },
+    /// Registration burned by wrong codes.
+    RegistrationBurned,
+    /// Pending registration expired; its contact data was dropped.
+    RegistrationExpired,
+    /// Account activated.
+    Activated,
+    /// Login succeeded.
+    LoginSucceeded,
+    /// The stored hash was upgraded to the policy's parameters.
+    PasswordRehashed,
+    /// Login failed.
+    LoginFailed {
+        /// Failures inside the window, this one included.
+        failures: u32,
+    },
+    /// Login refused because the account is locked.
+    LoginRefusedLocked,
+    /// The account was locked.
+    Locked {
+        /// Why.
+        reason: LockReason,
+        /// Lockouts so far.
+        lockouts: u32,
+        /// When it unlocks by itself.
+        until: Option<OffsetDateTime>,
+    },
+    /// The lock lifted at its scheduled time.
+    AutoUnlocked,
+    /// An unlock link was issued.
+    UnlockRequested,
+    /// Unlocked by link.
+    Unlocked,
+    /// Reset link issued after the checks passed.
+    RecoveryStarted,
+    /// Reset link expired unused.
+    ResetExpired,
+    /// Reset cancelled by a successful login with the old password.
+    ResetCancelled,
+    /// Password replaced through a reset link.
+    PasswordReset,
+    /// Contact email replaced (by the member after recovery checks, or by staff).
+    EmailChanged,
+    /// A link-bearing notice was not sent because the daily cap was reached.
+    NoticeSuppressed,
+    /// A staff operation.
+    Staff {
+        /// Staff user.
+        actor: String,
+        /// Stated reason.
+        reason: String,
+        /// [`crate::core::StaffAction::label`].
+        action: String,
+    },
+}
+
+/// An effect of a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "effect")]
+#[non_exhaustive]
+pub enum Effect {
+    /// Queue a notice in the outbox (same transaction as the record).
+    Notify(Notice),
+    /// Append to the audit log (same transaction as the record).
+    Audit(AuditEvent),
+}

@@ -1,0 +1,933 @@
+//! The transition function.
+
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::crypto::{Digest, needs_rehash};
+use crate::password::PasswordContext;
+use crate::policy::{Ask, Policy, Proof};
+
+use super::command::{
+    Command, Denied, NewPassword, Outcome, ProofResult, Register, StaffAction, StartRecovery,
+};
+use super::effect::{AuditEvent, AuditKind, Effect, Notice, NoticeKind};
+use super::lockout;
+use super::state::{
+    AccountRecord, AccountState, Contact, IssuedToken, Lock, LockReason, Pending, Profile, Standing,
+};
+
+/// The result of an accepted command: the next record, what the caller is told, and the
+/// effects to commit with it (outbox notices and audit events).
+#[derive(Clone, Debug)]
+#[must_use = "a decision does nothing until its record and effects are committed"]
+#[non_exhaustive]
+pub struct Decision {
+    /// The record to commit (same `version` as the input; the store bumps it).
+    pub next: AccountRecord,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Notices and audit events, in order.
+    pub effects: Vec<Effect>,
+}
+
+impl Decision {
+    /// The notices among the effects.
+    pub fn notices(&self) -> impl Iterator<Item = &Notice> {
+        self.effects.iter().filter_map(|e| match e {
+            Effect::Notify(n) => Some(n),
+            Effect::Audit(_) => None,
+        })
+    }
+
+    /// The audit events among the effects.
+    pub fn audit(&self) -> impl Iterator<Item = &AuditEvent> {
+        self.effects.iter().filter_map(|e| match e {
+            Effect::Audit(a) => Some(a),
+            Effect::Notify(_) => None,
+        })
+    }
+}
+
+/// America/Guayaquil is UTC−5 all year (no daylight saving since 1993).
+const GUAYAQUIL: UtcOffset = match UtcOffset::from_hms(-5, 0, 0) {
+    Ok(o) => o,
+    Err(_) => UtcOffset::UTC,
+};
+
+/// The calendar day in Ecuador of an instant (daily caps restart at local midnight).
+pub fn local_day(t: OffsetDateTime) -> Date {
+    t.to_offset(GUAYAQUIL).date()
+}
+
+/// Decides one command on one record at `now` under `policy`.
+///
+/// Time-driven transitions that are due at `now` (pending registration or reset link
+/// expired, lock lifted) are applied first, lazily, and their audit events carry the
+/// scheduled instant. On `Err` nothing changes: the caller commits nothing.
+///
+/// ```
+/// use afiliado::core::{decide, AccountRecord, Command, Denied};
+/// use afiliado::{MemberId, Policy};
+/// use time::macros::datetime;
+///
+/// let record = AccountRecord::new("1710034065".parse::<MemberId>()?);
+/// let now = datetime!(2026-11-22 10:00 -5);
+/// let login = Command::Login { password_matched: true, rehash: None };
+/// // No account yet: the login is refused, and nothing changes.
+/// assert!(matches!(decide(&record, &login, now, &Policy::isspol()), Err(Denied::NotApplicable { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decide(
+    record: &AccountRecord,
+    command: &Command,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Result<Decision, Denied> {
+    let mut m = Machine {
+        rec: record.clone(),
+        now,
+        policy,
+        effects: Vec::new(),
+    };
+    let settled = m.settle();
+    let outcome = match command {
+        Command::Register(r) => m.register(r)?,
+        Command::InspectActivation { link } => m.inspect(link)?,
+        Command::Activate {
+            link,
+            code,
+            password,
+        } => m.activate(link, code.as_ref(), password)?,
+        Command::Login {
+            password_matched,
+            rehash,
+        } => m.login(*password_matched, rehash.as_ref())?,
+        Command::RequestUnlock {
+            link,
+            human_verified,
+        } => m.request_unlock(link, *human_verified)?,
+        Command::Unlock { link } => m.unlock(link)?,
+        Command::StartRecovery(r) => m.start_recovery(r)?,
+        Command::ResetPassword {
+            link,
+            password,
+            declaration_accepted,
+        } => m.reset_password(link, password, *declaration_accepted)?,
+        Command::Expire => {
+            if !settled {
+                return Err(Denied::NothingDue);
+            }
+            Outcome::Expired
+        }
+        Command::Staff {
+            actor,
+            reason,
+            action,
+        } => m.staff(actor, reason, action)?,
+    };
+    Ok(Decision {
+        next: m.rec,
+        outcome,
+        effects: m.effects,
+    })
+}
+
+/// Applies only the due time-driven transitions (what [`Command::Expire`] does), returning
+/// the settled record even when nothing was due. Useful to *display* a record as of `now`.
+pub fn settle(
+    record: &AccountRecord,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> (AccountRecord, Vec<Effect>) {
+    let mut m = Machine {
+        rec: record.clone(),
+        now,
+        policy,
+        effects: Vec::new(),
+    };
+    m.settle();
+    (m.rec, m.effects)
+}
+
+struct Machine<'p> {
+    rec: AccountRecord,
+    now: OffsetDateTime,
+    policy: &'p Policy,
+    effects: Vec<Effect>,
+}
+
+fn not_applicable(state: &AccountState) -> Denied {
+    Denied::NotApplicable {
+        state: state.kind(),
+    }
+}
+
+impl Machine<'_> {
+    fn audit_at(&mut self, at: OffsetDateTime, kind: AuditKind) {
+        self.effects.push(Effect::Audit(AuditEvent {
+            at,
+            member: self.rec.member.clone(),
+            kind,
+        }));
+    }
+
+    fn audit(&mut self, kind: AuditKind) {
+        self.audit_at(self.now, kind);
+    }
+
+    fn notify(&mut self, to: &crate::identity::Email, kind: NoticeKind) {
+        self.effects.push(Effect::Notify(Notice {
+            to: to.clone(),
+            locale: self.rec.locale,
+            kind,
+        }));
+    }
+
+    fn token(&self, digest: &Digest, ttl: std::time::Duration) -> IssuedToken {
+        IssuedToken {
+            digest: *digest,
+            issued_at: self.now,
+            expires_at: lockout::after(self.now, ttl),
+        }
+    }
+
+    /// Whether another link-bearing mail may go out today; counts it when it may.
+    fn take_link_quota(&mut self) -> bool {
+        let day = local_day(self.now);
+        if self.rec.links_sent.on(day) >= self.policy.notices.max_links_per_day {
+            self.audit(AuditKind::NoticeSuppressed);
+            return false;
+        }
+        self.rec.links_sent = self.rec.links_sent.bumped(day);
+        true
+    }
+
+    /// Applies due expiries and automatic unlocks. Returns whether anything changed.
+    fn settle(&mut self) -> bool {
+        let mut changed = false;
+        // Two rounds at most: a reset expiring back into a lock that has lifted meanwhile.
+        for _ in 0..3 {
+            let now = self.now;
+            let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+            let (next, event) = match state {
+                AccountState::PendingActivation(p) if !p.link.is_live(now) => (
+                    AccountState::Unregistered,
+                    Some((p.link.expires_at, AuditKind::RegistrationExpired)),
+                ),
+                AccountState::Locked { profile, lock } if lockout::auto_unlock_due(&lock, now) => {
+                    let at = lock.auto_unlock_at.unwrap_or(now);
+                    (
+                        AccountState::Active {
+                            profile,
+                            failures: Vec::new(),
+                        },
+                        Some((at, AuditKind::AutoUnlocked)),
+                    )
+                }
+                AccountState::Resetting {
+                    profile,
+                    reset,
+                    return_to,
+                } if !reset.is_live(now) => (
+                    from_standing(profile, return_to),
+                    Some((reset.expires_at, AuditKind::ResetExpired)),
+                ),
+                AccountState::Resetting {
+                    profile,
+                    reset,
+                    return_to: Standing::Locked { lock },
+                } if lockout::auto_unlock_due(&lock, now) => {
+                    let at = lock.auto_unlock_at.unwrap_or(now);
+                    (
+                        AccountState::Resetting {
+                            profile,
+                            reset,
+                            return_to: Standing::Active {
+                                failures: Vec::new(),
+                            },
+                        },
+                        Some((at, AuditKind::AutoUnlocked)),
+                    )
+                }
+                other => (other, None),
+            };
+            self.rec.state = next;
+            match event {
+                Some((at, kind)) => {
+                    self.audit_at(at, kind);
+                    changed = true;
+                }
+                None => break,
+            }
+        }
+        // Failures that left the window stop counting (no event: nothing happened).
+        let window = self.policy.lockout.window;
+        match &mut self.rec.state {
+            AccountState::Active { failures, .. }
+            | AccountState::Resetting {
+                return_to: Standing::Active { failures },
+                ..
+            } => lockout::prune(failures, self.now, window),
+            _ => {}
+        }
+        changed
+    }
+
+    fn check_human(&self, required: bool, verified: bool) -> Result<(), Denied> {
+        if required && !verified {
+            Err(Denied::HumanCheckRequired)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_identifier(&self) -> Result<(), Denied> {
+        let kind = self.rec.member.kind();
+        if self.policy.identifiers.contains(&kind) {
+            Ok(())
+        } else {
+            Err(Denied::IdentifierNotAccepted(kind))
+        }
+    }
+
+    /// Evaluates proofs; `Err` when the service did not check one the policy requires.
+    fn proofs_pass(
+        &self,
+        required: &[Proof],
+        given: &[ProofResult],
+        claimed_email: Option<&crate::identity::Email>,
+    ) -> Result<bool, Denied> {
+        let mut all = true;
+        for proof in required {
+            let passed = match proof {
+                Proof::RegisteredEmail => {
+                    let claimed = claimed_email.ok_or(Denied::MissingProof(*proof))?;
+                    self.rec
+                        .state
+                        .profile()
+                        .is_some_and(|p| p.contact.email.matches(claimed))
+                }
+                _ => {
+                    let results: Vec<_> = given.iter().filter(|r| r.proof == *proof).collect();
+                    if results.is_empty() {
+                        return Err(Denied::MissingProof(*proof));
+                    }
+                    results.iter().all(|r| r.passed)
+                }
+            };
+            all &= passed;
+        }
+        Ok(all)
+    }
+
+    /// Counts a failed identity check; locks an activated account when the budget runs out.
+    fn check_failed(&mut self) -> Outcome {
+        self.rec.check_failures = self.rec.check_failures.saturating_add(1);
+        let failures = self.rec.check_failures;
+        self.audit(AuditKind::ChecksFailed { failures });
+        let budget = self.policy.recovery.attempt_budget;
+        let remaining = budget.map(|b| b.saturating_sub(failures));
+        if remaining == Some(0) && self.rec.state.profile().is_some() {
+            self.lock(LockReason::FailedRecovery);
+        }
+        Outcome::ChecksFailed { remaining }
+    }
+
+    fn checks_exhausted(&self) -> bool {
+        self.policy
+            .recovery
+            .attempt_budget
+            .is_some_and(|b| self.rec.check_failures >= b)
+    }
+
+    /// Locks an activated account now; returns when it unlocks by itself.
+    fn lock(&mut self, reason: LockReason) -> Option<OffsetDateTime> {
+        if reason != LockReason::Staff {
+            self.rec.lockouts = self.rec.lockouts.saturating_add(1);
+        }
+        let lock = lockout::new_lock(reason, self.rec.lockouts, self.now, self.policy);
+        let until = lock.auto_unlock_at;
+        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        self.rec.state = match state {
+            AccountState::Active { profile, .. } | AccountState::Locked { profile, .. } => {
+                AccountState::Locked { profile, lock }
+            }
+            AccountState::Resetting { profile, reset, .. } => AccountState::Resetting {
+                profile,
+                reset,
+                return_to: Standing::Locked { lock },
+            },
+            other => other,
+        };
+        let lockouts = self.rec.lockouts;
+        self.audit(AuditKind::Locked {
+            reason,
+            lockouts,
+            until,
+        });
+        if let Some(p) = self.rec.state.profile().cloned() {
+            self.notify(&p.contact.email, NoticeKind::Locked { reason, until });
+        }
+        until
+    }
+
+    // ---- registration -------------------------------------------------------------------
+
+    fn register(&mut self, r: &Register) -> Result<Outcome, Denied> {
+        let reg = &self.policy.registration;
+        self.check_identifier()?;
+        self.check_human(reg.human_check, r.human_verified)?;
+        if reg.terms.is_some() && !r.terms_accepted {
+            return Err(Denied::TermsNotAccepted);
+        }
+        let mut contact = r.contact.clone();
+        for (ask, present, field) in [
+            (reg.mobile, contact.mobile.is_some(), "mobile"),
+            (reg.landline, contact.landline.is_some(), "landline"),
+        ] {
+            if ask == Ask::Required && !present {
+                return Err(Denied::MissingContact(field));
+            }
+        }
+        if reg.mobile == Ask::No {
+            contact.mobile = None;
+        }
+        if reg.landline == Ask::No {
+            contact.landline = None;
+        }
+        if reg.security_image && r.enrollment.image.is_none() {
+            return Err(Denied::MissingEnrollment("security_image"));
+        }
+        if r.enrollment.answers.len() < usize::from(reg.security_questions) {
+            return Err(Denied::MissingEnrollment("security_questions"));
+        }
+        match (self.policy.activation.code_digits, &r.code) {
+            (Some(_), None) => return Err(Denied::CodeRequired),
+            (None, Some(_)) => return Err(Denied::UnexpectedCode),
+            _ => {}
+        }
+        if let Some(p) = self.rec.state.profile().cloned() {
+            self.audit(AuditKind::RegistrationOnActive);
+            if self.take_link_quota() {
+                self.notify(&p.contact.email, NoticeKind::RegistrationAttemptOnActive);
+            }
+            return Ok(Outcome::AlreadyRegistered);
+        }
+        if self.checks_exhausted() {
+            return Err(Denied::ChecksExhausted);
+        }
+        if !self.proofs_pass(&reg.proofs, &r.proofs, None)? {
+            return Ok(self.check_failed());
+        }
+        let day = local_day(self.now);
+        let cooling = self
+            .rec
+            .last_registration_at
+            .is_some_and(|t| self.now < lockout::after(t, reg.resend_cooldown));
+        if cooling || self.rec.registrations.on(day) >= reg.max_per_day || !self.take_link_quota() {
+            self.audit(AuditKind::RegistrationThrottled);
+            return Ok(Outcome::Throttled);
+        }
+        let link = self.token(&r.link, self.policy.activation.ttl);
+        let with_code = r.code.is_some();
+        self.rec.state = AccountState::PendingActivation(Pending {
+            link,
+            code: r.code,
+            code_attempts_left: if with_code {
+                self.policy.activation.code_attempts
+            } else {
+                0
+            },
+            contact: contact.clone(),
+            terms_accepted_at: reg.terms.as_ref().map(|_| self.now),
+            enrollment: r.enrollment.clone(),
+        });
+        self.rec.locale = r.locale;
+        self.rec.registrations = self.rec.registrations.bumped(day);
+        self.rec.last_registration_at = Some(self.now);
+        self.rec.check_failures = 0;
+        self.audit(AuditKind::Registered);
+        self.notify(
+            &contact.email,
+            NoticeKind::Activation {
+                expires_at: link.expires_at,
+                with_code,
+            },
+        );
+        Ok(Outcome::Registered {
+            expires_at: link.expires_at,
+        })
+    }
+
+    fn pending_for(&self, link: &Digest) -> Result<&Pending, Denied> {
+        match &self.rec.state {
+            AccountState::PendingActivation(p) if p.link.digest == *link => Ok(p),
+            AccountState::PendingActivation(_) => Err(Denied::InvalidToken),
+            other => Err(not_applicable(other)),
+        }
+    }
+
+    fn inspect(&mut self, link: &Digest) -> Result<Outcome, Denied> {
+        let p = self.pending_for(link)?;
+        Ok(Outcome::ActivationLinkValid {
+            expires_at: p.link.expires_at,
+            code_required: p.code.is_some(),
+        })
+    }
+
+    /// Confirmation, policy and hash checks shared by activation and reset.
+    fn accept_password(
+        &self,
+        pw: &NewPassword,
+        contact: &Contact,
+    ) -> Result<crate::crypto::PasswordHash, Denied> {
+        if pw.password.expose_secret().len() != pw.confirmation.expose_secret().len()
+            || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                pw.password.expose_secret().as_bytes(),
+                pw.confirmation.expose_secret().as_bytes(),
+            ))
+        {
+            return Err(Denied::ConfirmationMismatch);
+        }
+        let member = self.rec.member.as_str();
+        let email = contact.email.as_str();
+        let ctx = PasswordContext::new()
+            .with_identifier(member)
+            .with_identifier(email);
+        self.policy
+            .password
+            .check(&pw.password, &ctx)
+            .map_err(Denied::PasswordRejected)?;
+        let hash = pw.hash.clone().ok_or(Denied::HashRequired)?;
+        if needs_rehash(&hash, &self.policy.hashing) {
+            return Err(Denied::HashParamsMismatch);
+        }
+        Ok(hash)
+    }
+
+    fn activate(
+        &mut self,
+        link: &Digest,
+        code: Option<&Digest>,
+        pw: &NewPassword,
+    ) -> Result<Outcome, Denied> {
+        let p = self.pending_for(link)?.clone();
+        if let Some(expected) = &p.code {
+            let given = code.ok_or(Denied::CodeRequired)?;
+            if given != expected {
+                let left = p.code_attempts_left.saturating_sub(1);
+                if left == 0 {
+                    self.rec.state = AccountState::Unregistered;
+                    self.audit(AuditKind::RegistrationBurned);
+                    return Ok(Outcome::RegistrationBurned);
+                }
+                if let AccountState::PendingActivation(pending) = &mut self.rec.state {
+                    pending.code_attempts_left = left;
+                }
+                self.audit(AuditKind::WrongCode {
+                    attempts_left: left,
+                });
+                return Ok(Outcome::WrongCode {
+                    attempts_left: left,
+                });
+            }
+        }
+        let hash = self.accept_password(pw, &p.contact)?;
+        self.rec.state = AccountState::Active {
+            profile: Profile {
+                password: hash,
+                contact: p.contact,
+                enrollment: p.enrollment,
+                activated_at: self.now,
+                password_changed_at: self.now,
+                last_login_at: None,
+            },
+            failures: Vec::new(),
+        };
+        self.rec.lockouts = 0;
+        self.rec.check_failures = 0;
+        self.audit(AuditKind::Activated);
+        Ok(Outcome::Activated)
+    }
+
+    // ---- login --------------------------------------------------------------------------
+
+    fn login(
+        &mut self,
+        matched: bool,
+        rehash: Option<&crate::crypto::PasswordHash>,
+    ) -> Result<Outcome, Denied> {
+        if let Some(lock) = self.rec.state.lock().copied() {
+            self.audit(AuditKind::LoginRefusedLocked);
+            return Ok(Outcome::LoginRefusedLocked {
+                until: lock.auto_unlock_at,
+            });
+        }
+        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        let (mut profile, mut failures, resetting) = match state {
+            AccountState::Active { profile, failures } => (profile, failures, None),
+            AccountState::Resetting {
+                profile,
+                reset,
+                return_to: Standing::Active { failures },
+            } => (profile, failures, Some(reset)),
+            other => {
+                let denied = not_applicable(&other);
+                self.rec.state = other;
+                return Err(denied);
+            }
+        };
+        if matched {
+            let rehashed = rehash.is_some();
+            if let Some(h) = rehash {
+                profile.password = h.clone();
+            }
+            profile.last_login_at = Some(self.now);
+            self.rec.state = AccountState::Active {
+                profile,
+                failures: Vec::new(),
+            };
+            self.rec.lockouts = 0;
+            if resetting.is_some() {
+                self.audit(AuditKind::ResetCancelled);
+            }
+            self.audit(AuditKind::LoginSucceeded);
+            if rehashed {
+                self.audit(AuditKind::PasswordRehashed);
+            }
+            return Ok(Outcome::LoggedIn { rehashed });
+        }
+        let reached = lockout::record_failure(&mut failures, self.now, self.policy);
+        let count = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+        self.rec.state = match resetting {
+            None => AccountState::Active { profile, failures },
+            Some(reset) => AccountState::Resetting {
+                profile,
+                reset,
+                return_to: Standing::Active { failures },
+            },
+        };
+        self.audit(AuditKind::LoginFailed { failures: count });
+        if reached {
+            let until = self.lock(LockReason::FailedLogins);
+            return Ok(Outcome::Locked { until });
+        }
+        Ok(Outcome::LoginFailed { failures: count })
+    }
+
+    // ---- unlock -------------------------------------------------------------------------
+
+    fn request_unlock(&mut self, link: &Digest, human: bool) -> Result<Outcome, Denied> {
+        let ttl = self
+            .policy
+            .unlock
+            .link_ttl
+            .ok_or(Denied::NotOffered("unlock link"))?;
+        self.check_human(self.policy.unlock.human_check, human)?;
+        let Some(lock) = self.rec.state.lock().copied() else {
+            return Ok(Outcome::NotLocked);
+        };
+        if lock.reason == LockReason::Staff {
+            return Ok(Outcome::NotLocked);
+        }
+        let Some(email) = self.rec.state.profile().map(|p| p.contact.email.clone()) else {
+            return Ok(Outcome::NotLocked);
+        };
+        if !self.take_link_quota() {
+            return Ok(Outcome::Throttled);
+        }
+        let token = self.token(link, ttl);
+        if let AccountState::Locked { lock, .. }
+        | AccountState::Resetting {
+            return_to: Standing::Locked { lock },
+            ..
+        } = &mut self.rec.state
+        {
+            lock.unlock_link = Some(token);
+        }
+        self.audit(AuditKind::UnlockRequested);
+        self.notify(
+            &email,
+            NoticeKind::UnlockLink {
+                expires_at: token.expires_at,
+            },
+        );
+        Ok(Outcome::UnlockLinkSent {
+            expires_at: token.expires_at,
+        })
+    }
+
+    fn unlock(&mut self, link: &Digest) -> Result<Outcome, Denied> {
+        let lock = self
+            .rec
+            .state
+            .lock()
+            .copied()
+            .ok_or_else(|| not_applicable(&self.rec.state))?;
+        let token = lock
+            .unlock_link
+            .filter(|t| t.digest == *link)
+            .ok_or(Denied::InvalidToken)?;
+        if !token.is_live(self.now) {
+            return Err(Denied::TokenExpired);
+        }
+        self.lift_lock();
+        self.audit(AuditKind::Unlocked);
+        Ok(Outcome::Unlocked)
+    }
+
+    /// Lifts the lock (link, reset or staff): clears failures, lockouts and the check budget,
+    /// and notifies the member.
+    fn lift_lock(&mut self) {
+        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        self.rec.state = match state {
+            AccountState::Locked { profile, .. } => AccountState::Active {
+                profile,
+                failures: Vec::new(),
+            },
+            AccountState::Resetting {
+                profile,
+                reset,
+                return_to: Standing::Locked { .. },
+            } => AccountState::Resetting {
+                profile,
+                reset,
+                return_to: Standing::Active {
+                    failures: Vec::new(),
+                },
+            },
+            other => other,
+        };
+        self.rec.lockouts = 0;
+        self.rec.check_failures = 0;
+        if let Some(p) = self.rec.state.profile().cloned() {
+            self.notify(&p.contact.email, NoticeKind::Unlocked);
+        }
+    }
+
+    // ---- recovery -----------------------------------------------------------------------
+
+    fn start_recovery(&mut self, r: &StartRecovery) -> Result<Outcome, Denied> {
+        let rp = &self.policy.recovery;
+        self.check_identifier()?;
+        self.check_human(rp.human_check, r.human_verified)?;
+        if r.new_email.is_some() && !rp.allow_email_change {
+            return Err(Denied::EmailChangeNotAllowed);
+        }
+        if self.rec.state.profile().is_none() {
+            return Ok(Outcome::NotEligible);
+        }
+        if self
+            .rec
+            .state
+            .lock()
+            .is_some_and(|l| l.reason == LockReason::Staff)
+        {
+            return Ok(Outcome::NotEligible);
+        }
+        if self.checks_exhausted() {
+            return Ok(Outcome::ChecksFailed { remaining: Some(0) });
+        }
+        if !self.proofs_pass(&rp.proofs, &r.proofs, r.claimed_email.as_ref())? {
+            return Ok(self.check_failed());
+        }
+        self.issue_reset(&r.link, r.new_email.as_ref(), true)
+    }
+
+    /// Moves an activated account to `Resetting` with a fresh link (the old one dies).
+    fn issue_reset(
+        &mut self,
+        link: &Digest,
+        new_email: Option<&crate::identity::Email>,
+        quota: bool,
+    ) -> Result<Outcome, Denied> {
+        if quota && !self.take_link_quota() {
+            return Ok(Outcome::Throttled);
+        }
+        let token = self.token(link, self.policy.recovery.reset_ttl);
+        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        let (mut profile, return_to) = match state {
+            AccountState::Active { profile, failures } => (profile, Standing::Active { failures }),
+            AccountState::Locked { profile, mut lock } => {
+                lock.unlock_link = None;
+                (profile, Standing::Locked { lock })
+            }
+            AccountState::Resetting {
+                profile, return_to, ..
+            } => (profile, return_to),
+            other => {
+                let denied = not_applicable(&other);
+                self.rec.state = other;
+                return Err(denied);
+            }
+        };
+        if let Some(new) = new_email {
+            if !profile.contact.email.matches(new) {
+                let old = std::mem::replace(&mut profile.contact.email, new.clone());
+                self.audit(AuditKind::EmailChanged);
+                self.notify(
+                    &old,
+                    NoticeKind::EmailChangedFrom {
+                        new_masked: new.masked(),
+                    },
+                );
+                self.notify(new, NoticeKind::EmailChangedTo);
+            }
+        }
+        let to = profile.contact.email.clone();
+        self.rec.state = AccountState::Resetting {
+            profile,
+            reset: token,
+            return_to,
+        };
+        self.audit(AuditKind::RecoveryStarted);
+        self.notify(
+            &to,
+            NoticeKind::ResetLink {
+                expires_at: token.expires_at,
+            },
+        );
+        Ok(Outcome::ResetLinkSent {
+            expires_at: token.expires_at,
+        })
+    }
+
+    fn reset_password(
+        &mut self,
+        link: &Digest,
+        pw: &NewPassword,
+        declaration: bool,
+    ) -> Result<Outcome, Denied> {
+        let (profile, reset, return_to) = match &self.rec.state {
+            AccountState::Resetting {
+                profile,
+                reset,
+                return_to,
+            } => (profile.clone(), *reset, return_to.clone()),
+            other => return Err(not_applicable(other)),
+        };
+        if reset.digest != *link {
+            return Err(Denied::InvalidToken);
+        }
+        if self.policy.recovery.declaration.is_some() && !declaration {
+            return Err(Denied::DeclarationRequired);
+        }
+        let hash = self.accept_password(pw, &profile.contact)?;
+        let email = profile.contact.email.clone();
+        let profile = Profile {
+            password: hash,
+            password_changed_at: self.now,
+            ..profile
+        };
+        let was_locked = matches!(return_to, Standing::Locked { .. });
+        self.rec.state = match return_to {
+            Standing::Locked { lock } if !self.policy.unlock.reset_unlocks => {
+                AccountState::Locked {
+                    profile,
+                    lock: Lock {
+                        unlock_link: None,
+                        ..lock
+                    },
+                }
+            }
+            _ => AccountState::Active {
+                profile,
+                failures: Vec::new(),
+            },
+        };
+        if was_locked && self.rec.state.lock().is_none() {
+            self.rec.lockouts = 0;
+        }
+        self.rec.check_failures = 0;
+        self.audit(AuditKind::PasswordReset);
+        self.notify(&email, NoticeKind::PasswordChanged);
+        Ok(Outcome::PasswordReset)
+    }
+
+    // ---- staff --------------------------------------------------------------------------
+
+    fn staff(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        action: &StaffAction,
+    ) -> Result<Outcome, Denied> {
+        if actor.trim().is_empty() || reason.trim().is_empty() {
+            return Err(Denied::MissingStaffReason);
+        }
+        match action {
+            StaffAction::Unlock => {
+                if self.rec.state.lock().is_some() {
+                    self.lift_lock();
+                } else if self.rec.check_failures > 0 {
+                    self.rec.check_failures = 0;
+                } else {
+                    return Err(not_applicable(&self.rec.state));
+                }
+            }
+            StaffAction::Suspend => {
+                if self.rec.state.profile().is_none() {
+                    return Err(not_applicable(&self.rec.state));
+                }
+                self.lock(LockReason::Staff);
+            }
+            StaffAction::ChangeEmail { email } => {
+                let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+                let (mut profile, standing) = match state {
+                    AccountState::Active { profile, failures } => {
+                        (profile, Standing::Active { failures })
+                    }
+                    AccountState::Locked { profile, mut lock } => {
+                        lock.unlock_link = None;
+                        (profile, Standing::Locked { lock })
+                    }
+                    // The reset link dies with the old address.
+                    AccountState::Resetting {
+                        profile, return_to, ..
+                    } => (profile, return_to),
+                    other => {
+                        let denied = not_applicable(&other);
+                        self.rec.state = other;
+                        return Err(denied);
+                    }
+                };
+                let old = std::mem::replace(&mut profile.contact.email, email.clone());
+                self.rec.state = from_standing(profile, standing);
+                self.audit(AuditKind::EmailChanged);
+                self.notify(
+                    &old,
+                    NoticeKind::EmailChangedFrom {
+                        new_masked: email.masked(),
+                    },
+                );
+                self.notify(email, NoticeKind::EmailChangedTo);
+            }
+            StaffAction::SendReset { link } => {
+                if self.rec.state.profile().is_none() {
+                    return Err(not_applicable(&self.rec.state));
+                }
+                self.issue_reset(link, None, false)?;
+            }
+            StaffAction::EnrollForeigner => {
+                if self.rec.member.kind() != crate::identity::MemberIdKind::Foreigner {
+                    return Err(Denied::IdentifierNotAccepted(self.rec.member.kind()));
+                }
+                if !matches!(self.rec.state, AccountState::Unregistered) {
+                    return Err(not_applicable(&self.rec.state));
+                }
+            }
+        }
+        self.audit(AuditKind::Staff {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            action: action.label().to_owned(),
+        });
+        Ok(Outcome::StaffDone)
+    }
+}
+
+fn from_standing(profile: Profile, standing: Standing) -> AccountState {
+    match standing {
+        Standing::Active { failures } => AccountState::Active { profile, failures },
+        Standing::Locked { lock } => AccountState::Locked { profile, lock },
+    }
+}

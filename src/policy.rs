@@ -1,0 +1,653 @@
+//! Institution policy: every number and rule the state machine applies.
+//!
+//! A [`Policy`] is plain data. Load it from TOML or JSON ([`Policy::from_toml`],
+//! [`Policy::from_json`]) or start from one of the three presets:
+//!
+//! | preset | portal it reproduces |
+//! |---|---|
+//! | [`Policy::isspol()`] | ISSPOL's SIISSPOL-WEB (seeds `000`, `001`) |
+//! | [`Policy::iess()`] | IESS "Clave de afiliado" (seeds `002`, `003`, `004`) |
+//! | [`Policy::recommended()`] | OWASP ASVS 5.0 / NIST SP 800-63B aligned |
+//!
+//! Durations are written the human way in files (`"15m"`, `"20m"`, `"3m"`, `"1h"`).
+//!
+//! ```
+//! use afiliado::Policy;
+//!
+//! let mut policy = Policy::from_toml(&Policy::iess().to_toml()?)?;
+//! assert_eq!(policy.lockout.threshold, 3);
+//! policy.lockout.threshold = 4; // a host may tune any knob
+//! policy.validate()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::HashParams;
+use crate::identity::MemberIdKind;
+use crate::password::PasswordPolicy;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+const fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+/// The complete rule set of one institution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Policy {
+    /// A short label for logs and audit (`"isspol"`, `"iess"`, `"recommended"` or the host's own).
+    pub name: String,
+    /// Which kinds of member identifier the portal accepts.
+    pub identifiers: Vec<MemberIdKind>,
+    /// Registration (first-time password generation) rules.
+    pub registration: RegistrationPolicy,
+    /// Activation link and code rules.
+    pub activation: ActivationPolicy,
+    /// Password composition rules.
+    pub password: PasswordPolicy,
+    /// Failed-login lockout rules.
+    pub lockout: LockoutPolicy,
+    /// How a locked account can be unlocked by its member.
+    pub unlock: UnlockPolicy,
+    /// Password recovery rules.
+    pub recovery: RecoveryPolicy,
+    /// Argon2id parameters for passwords and knowledge answers.
+    pub hashing: HashParams,
+    /// Notice (mail) limits.
+    pub notices: NoticePolicy,
+}
+
+/// Whether a piece of contact data is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ask {
+    /// The portal does not ask for it; if given it is ignored.
+    No,
+    /// Asked, may be left empty.
+    Optional,
+    /// Asked and mandatory.
+    Required,
+}
+
+/// A proof of identity the member must give, checked against the member registry or
+/// against answers the member enrolled earlier.
+///
+/// Knowledge-based proofs (`BirthDayMonth`, `RecordQuestions`, `SecurityQuestions`,
+/// `SecurityImage`) are not authentication factors (OWASP ASVS 5.0 6.4.2, NIST SP 800-63B):
+/// they only gate *issuing* a link to the registered email, they never log anyone in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Proof {
+    /// The affiliate number printed on the member's credential (ISSPOL).
+    AffiliateNumber,
+    /// Day and month of birth, from the registry (IESS).
+    BirthDayMonth,
+    /// Questions drawn from the member's records (employers, contributions) (IESS).
+    RecordQuestions {
+        /// How many questions must be answered correctly.
+        count: u8,
+    },
+    /// Security questions the member enrolled at registration (IESS recovery).
+    SecurityQuestions {
+        /// How many questions must be answered correctly.
+        count: u8,
+    },
+    /// The security image the member chose at registration (IESS, seed 004).
+    SecurityImage,
+    /// The email address registered on the account, typed by the member (ISSPOL recovery).
+    RegisteredEmail,
+}
+
+/// Registration rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RegistrationPolicy {
+    /// Proofs checked before a registration is accepted.
+    pub proofs: Vec<Proof>,
+    /// Email address (always required in practice: activation goes there).
+    pub email: Ask,
+    /// Mobile phone.
+    pub mobile: Ask,
+    /// Landline phone.
+    pub landline: Ask,
+    /// Wording of the terms the member must accept; `None` when no acceptance is asked.
+    pub terms: Option<String>,
+    /// Whether the member picks a security image at enrollment.
+    pub security_image: bool,
+    /// How many security questions the member answers at enrollment (0 = none).
+    pub security_questions: u8,
+    /// Whether the host must present a human check (CAPTCHA) verdict.
+    pub human_check: bool,
+    /// Minimum time between two activation mails for one member.
+    #[serde(with = "humantime_serde")]
+    pub resend_cooldown: Duration,
+    /// Maximum activation mails per member per day (America/Guayaquil calendar day).
+    pub max_per_day: u32,
+}
+
+/// Activation rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ActivationPolicy {
+    /// Lifetime of the activation link and code.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Digits of the emailed activation code; `None` when only the link is used.
+    pub code_digits: Option<u8>,
+    /// Wrong code submissions allowed before the registration is burned.
+    pub code_attempts: u8,
+}
+
+/// Failed-login lockout rules (pure arithmetic in [`crate::core::lockout`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LockoutPolicy {
+    /// The failure that reaches this count locks the account.
+    pub threshold: u32,
+    /// Failures older than this no longer count.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Duration of the first lockout; `None`: no automatic unlock.
+    #[serde(with = "humantime_serde::option")]
+    #[serde(default)]
+    pub first_duration: Option<Duration>,
+    /// Durations of the second, third, … lockouts (progressive lockout); the last entry
+    /// repeats. Empty: every lockout lasts `first_duration`.
+    #[serde(default, with = "durations_serde")]
+    pub progressive: Vec<Duration>,
+    /// After this many lockouts without a successful login, automatic unlock stops and only
+    /// a link, a reset or staff can unlock. `None`: never.
+    #[serde(default)]
+    pub manual_after: Option<u32>,
+    /// Whether login tells the member the account is locked (ISSPOL does; the safer default
+    /// answers like a wrong password).
+    pub reveal_lock_state: bool,
+}
+
+/// Self-service unlock rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UnlockPolicy {
+    /// Lifetime of an emailed unlock link; `None` when the portal offers no unlock link.
+    #[serde(default, with = "humantime_serde::option")]
+    pub link_ttl: Option<Duration>,
+    /// Whether a completed password reset unlocks the account.
+    pub reset_unlocks: bool,
+    /// Whether requesting an unlock link needs a human check verdict.
+    pub human_check: bool,
+}
+
+/// Password recovery rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RecoveryPolicy {
+    /// Proofs checked before a reset link is issued. Possession of the registered email is
+    /// always required on top: the link only ever goes there.
+    pub proofs: Vec<Proof>,
+    /// Failed identity checks (recovery and registration) allowed per member before the
+    /// account is locked with reason `FailedRecovery`. `None`: unlimited (rate limits apply).
+    pub attempt_budget: Option<u32>,
+    /// Whether the member may replace the contact email after passing the checks.
+    pub allow_email_change: bool,
+    /// Lifetime of the reset link.
+    #[serde(with = "humantime_serde")]
+    pub reset_ttl: Duration,
+    /// Wording of the declaration the member accepts when resetting; `None`: none asked.
+    pub declaration: Option<String>,
+    /// Whether starting recovery needs a human check verdict.
+    pub human_check: bool,
+}
+
+/// Limits on mails sent to one member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NoticePolicy {
+    /// Maximum link-bearing mails (activation, unlock, reset) per member per day.
+    pub max_links_per_day: u32,
+}
+
+mod durations_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Wrap(#[serde(with = "humantime_serde")] Duration);
+
+    pub(super) fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        let w: Vec<Wrap> = v.iter().copied().map(Wrap).collect();
+        w.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let w: Vec<Wrap> = Vec::deserialize(d)?;
+        Ok(w.into_iter().map(|w| w.0).collect())
+    }
+}
+
+/// Why a policy file or value was rejected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The text is not valid TOML/JSON for a [`Policy`]; `path` names the field.
+    #[error("policy field `{path}`: {message}")]
+    Parse {
+        /// Dotted path of the offending field (`lockout.threshold`), `.` for the root.
+        path: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The values parse but contradict each other or are out of range.
+    #[error("policy field `{field}`: {reason}")]
+    Invalid {
+        /// Dotted path of the offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Serialising the policy failed.
+    #[error("policy could not be serialised: {0}")]
+    Serialize(String),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Policy {
+    /// ISSPOL, portal SIISSPOL-WEB.
+    ///
+    /// | value | source |
+    /// |---|---|
+    /// | identifier: cédula | seed `000` ("usuario (número de cédula)") |
+    /// | registration proof: affiliate number from the credential | seed `001` step 10 |
+    /// | contact: email + mobile | seed `001` steps 8–9 |
+    /// | terms "He leído y acepto las condiciones" | seed `001` step 11 |
+    /// | activation: link + 4-digit code, 25 min | seed `001` steps 13–18 and the note |
+    /// | code attempts: 5 | **assumption**: the seed is silent |
+    /// | password ≥ 8, lower + upper + digit | seed `001` step 4 |
+    /// | lockout: 5 failures | **assumption**: seed `000` gives only the unlock rule |
+    /// | unlock: automatic after 20 min, or a password reset | seed `000` "En caso de bloqueo" |
+    /// | lock state revealed at login | seed `000` (the portal tells the member to wait) |
+    /// | recovery: cédula + registered email | seed `000` "En caso de no recordar la clave" |
+    /// | email change: staff only | seed `000` "no recordar el correo" |
+    /// | reset link: 25 min | **assumption**: same as the activation code |
+    /// | recovery attempt budget: none | **choice**: the proof is possession of the email, so a budget would only let strangers lock accounts |
+    /// | argon2id m=19456 KiB, t=2, p=1 | OWASP password storage cheat sheet |
+    pub fn isspol() -> Self {
+        Self {
+            name: "isspol".into(),
+            identifiers: vec![MemberIdKind::Cedula],
+            registration: RegistrationPolicy {
+                proofs: vec![Proof::AffiliateNumber],
+                email: Ask::Required,
+                mobile: Ask::Required,
+                landline: Ask::No,
+                terms: Some("He leído y acepto las condiciones".into()),
+                security_image: false,
+                security_questions: 0,
+                human_check: false,
+                resend_cooldown: MINUTE,
+                max_per_day: 5,
+            },
+            activation: ActivationPolicy {
+                ttl: minutes(25),
+                code_digits: Some(4),
+                code_attempts: 5,
+            },
+            password: PasswordPolicy::isspol(),
+            lockout: LockoutPolicy {
+                threshold: 5,
+                window: minutes(20),
+                first_duration: Some(minutes(20)),
+                progressive: Vec::new(),
+                manual_after: None,
+                reveal_lock_state: true,
+            },
+            unlock: UnlockPolicy {
+                link_ttl: None,
+                reset_unlocks: true,
+                human_check: false,
+            },
+            recovery: RecoveryPolicy {
+                proofs: vec![Proof::RegisteredEmail],
+                attempt_budget: None,
+                allow_email_change: false,
+                reset_ttl: minutes(25),
+                declaration: None,
+                human_check: false,
+            },
+            hashing: HashParams::OWASP,
+            notices: NoticePolicy {
+                max_links_per_day: 10,
+            },
+        }
+    }
+
+    /// IESS, "Clave de afiliado" (Generar / Recuperar clave).
+    ///
+    /// | value | source |
+    /// |---|---|
+    /// | identifiers: cédula or foreigner code | seeds `002` ("Código de identificación para extranjero"), `004` |
+    /// | registration proofs: birth day+month, 3 record questions | seed `004` ("fecha de nacimiento y contesta las tres preguntas"); seed `003` mentions 4 questions |
+    /// | contact: email, mobile, landline | seeds `002` (requisitos), `004` |
+    /// | terms of use | seed `004` ("Acepte los términos de uso") |
+    /// | security image + 2 security questions | seed `004`; two questions because seed `002` step 7 asks 2 back |
+    /// | human check at registration, recovery, unlock | seed `002` step 3 ("No soy un robot") |
+    /// | activation: link only, 15 min | seed `002` step 10 |
+    /// | password ≥ 8, ≤ 15, letters and digits only | seed `002` step 12 (≥ 8); seed `004` says 6–15: the maximum 15 is taken from it, the minimum from the official seed |
+    /// | lockout: 3 failures | seed `004` ("tres intentos fallidos") |
+    /// | no automatic unlock; email link 3 min, or staff | seed `004` ("enlace ... vigente durante 3 minutos", Skype/staff) |
+    /// | recovery proofs: birth day+month, 2 record questions, 2 security questions | seed `002` steps 5–7 (official); seed `004` lists birth date, image and 1 of 3 questions |
+    /// | recovery budget: 5 attempts then locked | seed `002` step 8 (official); seed `004` says 3 |
+    /// | email change after the checks | seed `002` step 9 |
+    /// | reset link 15 min | seed `002` step 10 (official); seed `003` says 3 minutes |
+    /// | declaration "Declaración de Información fidedigna" | seed `002` step 11 |
+    pub fn iess() -> Self {
+        Self {
+            name: "iess".into(),
+            identifiers: vec![MemberIdKind::Cedula, MemberIdKind::Foreigner],
+            registration: RegistrationPolicy {
+                proofs: vec![Proof::BirthDayMonth, Proof::RecordQuestions { count: 3 }],
+                email: Ask::Required,
+                mobile: Ask::Required,
+                landline: Ask::Optional,
+                terms: Some("Acepto los términos de uso".into()),
+                security_image: true,
+                security_questions: 2,
+                human_check: true,
+                resend_cooldown: MINUTE,
+                max_per_day: 5,
+            },
+            activation: ActivationPolicy {
+                ttl: minutes(15),
+                code_digits: None,
+                code_attempts: 0,
+            },
+            password: PasswordPolicy::iess(),
+            lockout: LockoutPolicy {
+                threshold: 3,
+                window: minutes(24 * 60),
+                first_duration: None,
+                progressive: Vec::new(),
+                manual_after: None,
+                reveal_lock_state: false,
+            },
+            unlock: UnlockPolicy {
+                link_ttl: Some(minutes(3)),
+                reset_unlocks: true,
+                human_check: true,
+            },
+            recovery: RecoveryPolicy {
+                proofs: vec![
+                    Proof::BirthDayMonth,
+                    Proof::RecordQuestions { count: 2 },
+                    Proof::SecurityQuestions { count: 2 },
+                ],
+                attempt_budget: Some(5),
+                allow_email_change: true,
+                reset_ttl: minutes(15),
+                declaration: Some("Declaración de Información fidedigna".into()),
+                human_check: true,
+            },
+            hashing: HashParams::OWASP,
+            notices: NoticePolicy {
+                max_links_per_day: 10,
+            },
+        }
+    }
+
+    /// Standards-aligned preset (OWASP ASVS 5.0, NIST SP 800-63B).
+    ///
+    /// | value | reason |
+    /// |---|---|
+    /// | cédula and foreigner code | both populations exist |
+    /// | registry match + affiliate number | possession of the credential, no knowledge questions |
+    /// | link + 6-digit code, 15 min, 5 attempts | a code typed by the member defeats mail scanners that follow links |
+    /// | password ≥ 15, ≤ 128, no composition rules, not the ID/email, not common | NIST SP 800-63B §3.1.1 (single-factor) |
+    /// | lockout 10 failures in 1 h, progressive 1 → 5 → 15 → 60 min | throttling that never locks a member out for long |
+    /// | unlock: automatic + email link (15 min) + reset | |
+    /// | recovery: possession of the registered email only | knowledge answers are not authenticators (ASVS 6.4.2) |
+    /// | human check at recovery and unlock | those requests send mail to third parties' inboxes |
+    pub fn recommended() -> Self {
+        Self {
+            name: "recommended".into(),
+            identifiers: vec![MemberIdKind::Cedula, MemberIdKind::Foreigner],
+            registration: RegistrationPolicy {
+                proofs: vec![Proof::AffiliateNumber],
+                email: Ask::Required,
+                mobile: Ask::Required,
+                landline: Ask::No,
+                terms: Some("Acepto los términos y condiciones".into()),
+                security_image: false,
+                security_questions: 0,
+                human_check: false,
+                resend_cooldown: MINUTE,
+                max_per_day: 5,
+            },
+            activation: ActivationPolicy {
+                ttl: minutes(15),
+                code_digits: Some(6),
+                code_attempts: 5,
+            },
+            password: PasswordPolicy::recommended(),
+            lockout: LockoutPolicy {
+                threshold: 10,
+                window: minutes(60),
+                first_duration: Some(minutes(1)),
+                progressive: vec![minutes(5), minutes(15), minutes(60)],
+                manual_after: None,
+                reveal_lock_state: false,
+            },
+            unlock: UnlockPolicy {
+                link_ttl: Some(minutes(15)),
+                reset_unlocks: true,
+                human_check: true,
+            },
+            recovery: RecoveryPolicy {
+                proofs: Vec::new(),
+                attempt_budget: None,
+                allow_email_change: false,
+                reset_ttl: minutes(15),
+                declaration: None,
+                human_check: true,
+            },
+            hashing: HashParams::OWASP,
+            notices: NoticePolicy {
+                max_links_per_day: 10,
+            },
+        }
+    }
+
+    /// Parses a TOML document and validates it. Errors name the field.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let de = toml::Deserializer::new(text);
+        let policy: Self =
+            serde_path_to_error::deserialize(de).map_err(|e| PolicyError::Parse {
+                path: e.path().to_string(),
+                message: e.inner().message().to_owned(),
+            })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Parses a JSON document and validates it. Errors name the field.
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let policy: Self =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| PolicyError::Parse {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Renders the policy as TOML (a starting point for a host's own file).
+    pub fn to_toml(&self) -> Result<String, PolicyError> {
+        toml::to_string_pretty(self).map_err(|e| PolicyError::Serialize(e.to_string()))
+    }
+
+    /// Renders the policy as JSON.
+    pub fn to_json(&self) -> Result<String, PolicyError> {
+        serde_json::to_string_pretty(self).map_err(|e| PolicyError::Serialize(e.to_string()))
+    }
+
+    /// Lock duration of the `n`-th lockout (1-based); `None` when it does not unlock by itself.
+    pub fn lock_duration(&self, n: u32) -> Option<Duration> {
+        let l = &self.lockout;
+        if let Some(limit) = l.manual_after {
+            if n > limit {
+                return None;
+            }
+        }
+        let first = l.first_duration?;
+        if n <= 1 || l.progressive.is_empty() {
+            return Some(first);
+        }
+        let idx = usize::try_from(n.saturating_sub(2)).unwrap_or(usize::MAX);
+        l.progressive
+            .get(idx)
+            .or_else(|| l.progressive.last())
+            .copied()
+    }
+
+    /// Checks that the values are in range and consistent. Called by the loaders.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.identifiers.is_empty() {
+            return Err(invalid("identifiers", "at least one identifier kind"));
+        }
+        let r = &self.registration;
+        if r.email != Ask::Required {
+            return Err(invalid(
+                "registration.email",
+                "must be `required`: activation links go to the email",
+            ));
+        }
+        if r.max_per_day == 0 {
+            return Err(invalid("registration.max_per_day", "must be at least 1"));
+        }
+        if r.proofs.contains(&Proof::RegisteredEmail) {
+            return Err(invalid(
+                "registration.proofs",
+                "`registered_email` is a recovery proof",
+            ));
+        }
+        if r.proofs.contains(&Proof::SecurityImage)
+            || r.proofs
+                .iter()
+                .any(|p| matches!(p, Proof::SecurityQuestions { .. }))
+        {
+            return Err(invalid(
+                "registration.proofs",
+                "security image/questions are enrolled at registration, not proofs of it",
+            ));
+        }
+        let a = &self.activation;
+        if a.ttl.is_zero() {
+            return Err(invalid("activation.ttl", "must be positive"));
+        }
+        if let Some(d) = a.code_digits {
+            if !(4..=10).contains(&d) {
+                return Err(invalid("activation.code_digits", "between 4 and 10"));
+            }
+            if a.code_attempts == 0 {
+                return Err(invalid(
+                    "activation.code_attempts",
+                    "must be at least 1 when a code is used",
+                ));
+            }
+        }
+        self.password.validate().map_err(|e| PolicyError::Invalid {
+            field: "password",
+            reason: e.to_string(),
+        })?;
+        let l = &self.lockout;
+        if l.threshold == 0 {
+            return Err(invalid("lockout.threshold", "must be at least 1"));
+        }
+        if l.threshold > 1000 {
+            return Err(invalid("lockout.threshold", "at most 1000"));
+        }
+        if l.window.is_zero() {
+            return Err(invalid("lockout.window", "must be positive"));
+        }
+        if l.first_duration.is_none() && !l.progressive.is_empty() {
+            return Err(invalid(
+                "lockout.progressive",
+                "needs `first_duration` (no automatic unlock otherwise)",
+            ));
+        }
+        if l.first_duration.is_some_and(|d| d.is_zero())
+            || l.progressive.iter().any(|d| d.is_zero())
+        {
+            return Err(invalid(
+                "lockout.first_duration",
+                "durations must be positive",
+            ));
+        }
+        let auto_unlock = l.first_duration.is_some();
+        let u = &self.unlock;
+        if u.link_ttl.is_some_and(|d| d.is_zero()) {
+            return Err(invalid("unlock.link_ttl", "must be positive"));
+        }
+        if !auto_unlock && u.link_ttl.is_none() && !u.reset_unlocks {
+            // Staff unlock always exists, so this is legal, but say so loudly.
+            return Err(invalid(
+                "unlock",
+                "no automatic unlock, no link and no reset: only staff could unlock; set reset_unlocks or link_ttl",
+            ));
+        }
+        let rc = &self.recovery;
+        if rc.reset_ttl.is_zero() {
+            return Err(invalid("recovery.reset_ttl", "must be positive"));
+        }
+        if rc.proofs.iter().any(
+            |p| matches!(p, Proof::SecurityQuestions { count } if *count > r.security_questions),
+        ) {
+            return Err(invalid(
+                "recovery.proofs",
+                "asks more security questions than registration enrolls",
+            ));
+        }
+        if rc.proofs.contains(&Proof::SecurityImage) && !r.security_image {
+            return Err(invalid(
+                "recovery.proofs",
+                "asks the security image but registration does not enroll one",
+            ));
+        }
+        if rc.attempt_budget == Some(0) {
+            return Err(invalid("recovery.attempt_budget", "must be at least 1"));
+        }
+        self.hashing.validate().map_err(|e| PolicyError::Invalid {
+            field: "hashing",
+            reason: e.to_string(),
+        })?;
+        if self.notices.max_links_per_day == 0 {
+            return Err(invalid("notices.max_links_per_day", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Policy {
+    /// [`Policy::recommended()`].
+    fn default() -> Self {
+        Self::recommended()
+    }
+}
