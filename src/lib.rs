@@ -54,7 +54,7 @@
 //! #     failures: vec![],
 //! # };
 //! let wrong = Command::Login { password_matched: false, rehash: None };
-//! let mut now = datetime!(2026-11-22 19:35 -5);
+//! let mut now = datetime!(2026-11-22 19:36 -5);
 //! for _ in 0..4 {
 //!     record = decide(&record, &wrong, now, &policy)?.next;
 //!     now += Duration::minutes(1);
@@ -98,6 +98,11 @@ pub mod password;
 pub mod policy;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use identity::{Cedula, Email, ForeignerCode, Landline, MemberId, MemberIdKind, MobilePhone};
 pub use password::{Password, PasswordPolicy};
