@@ -353,6 +353,7 @@ impl Policy {
     /// | password ≥ 8, ≤ 15, letters and digits only | seed `002` step 12 (≥ 8); seed `004` says 6–15: the maximum 15 is taken from it, the minimum from the official seed |
     /// | lockout: 3 failures | seed `004` ("tres intentos fallidos") |
     /// | no automatic unlock; email link 3 min, or staff | seed `004` ("enlace ... vigente durante 3 minutos", Skype/staff) |
+    /// | a completed password reset also unlocks | **choice**: the reset proves possession of the registered email, the same proof the unlock link asks; set `unlock.reset_unlocks = false` to keep locks over resets |
     /// | recovery proofs: birth day+month, 2 record questions, 2 security questions | seed `002` steps 5–7 (official); seed `004` lists birth date, image and 1 of 3 questions |
     /// | recovery budget: 5 attempts then locked | seed `002` step 8 (official); seed `004` says 3 |
     /// | email change after the checks | seed `002` step 9 |
@@ -593,13 +594,11 @@ impl Policy {
                 "needs `first_duration` (no automatic unlock otherwise)",
             ));
         }
-        if l.first_duration.is_some_and(|d| d.is_zero())
-            || l.progressive.iter().any(|d| d.is_zero())
-        {
-            return Err(invalid(
-                "lockout.first_duration",
-                "durations must be positive",
-            ));
+        if l.first_duration.is_some_and(|d| d.is_zero()) {
+            return Err(invalid("lockout.first_duration", "must be positive"));
+        }
+        if l.progressive.iter().any(|d| d.is_zero()) {
+            return Err(invalid("lockout.progressive", "durations must be positive"));
         }
         let auto_unlock = l.first_duration.is_some();
         let u = &self.unlock;

@@ -144,7 +144,7 @@ impl World {
     /// Registers and activates at `now`; returns the password.
     fn activated(&mut self, now: OffsetDateTime) -> &'static str {
         let (reg, link, code) = self.registration();
-        self.apply(&Command::Register(reg), now).unwrap();
+        let _ = self.apply(&Command::Register(reg), now).unwrap();
         let pw = self.good_password();
         let password = self.new_password(pw);
         let d = self
@@ -307,7 +307,7 @@ fn failed_registration_proofs_count_and_exhaust_the_budget() {
         Denied::ChecksExhausted
     );
     // Staff clears the budget; registration works again.
-    w.apply(&staff(StaffAction::Unlock), T0).unwrap();
+    let _ = w.apply(&staff(StaffAction::Unlock), T0).unwrap();
     assert!(matches!(
         w.apply(&Command::Register(reg), T0).unwrap().outcome,
         Outcome::Registered { .. }
@@ -318,7 +318,7 @@ fn failed_registration_proofs_count_and_exhaust_the_budget() {
 fn resend_cooldown_and_daily_cap_throttle_without_mail() {
     let mut w = World::new(Policy::isspol()); // cooldown 1 min, 5 per day
     let (reg, first_link, first_code) = w.registration();
-    w.apply(&Command::Register(reg), T0).unwrap();
+    let _ = w.apply(&Command::Register(reg), T0).unwrap();
     let (reg, _, _) = w.registration();
     let d = w
         .apply(&Command::Register(reg), T0 + Duration::seconds(59))
@@ -392,7 +392,7 @@ fn registering_an_active_account_warns_its_owner_and_changes_nothing() {
 fn activation_code_expires_exactly_at_25_minutes_and_drops_contact_data() {
     let mut w = World::new(Policy::isspol());
     let (reg, link, code) = w.registration();
-    w.apply(&Command::Register(reg), T0).unwrap();
+    let _ = w.apply(&Command::Register(reg), T0).unwrap();
     let pw = w.new_password("Policia2026x");
     let activate = Command::Activate {
         link,
@@ -440,7 +440,7 @@ fn activation_code_expires_exactly_at_25_minutes_and_drops_contact_data() {
 fn inspecting_the_link_consumes_nothing() {
     let mut w = World::new(Policy::recommended());
     let (reg, link, _) = w.registration();
-    w.apply(&Command::Register(reg), T0).unwrap();
+    let _ = w.apply(&Command::Register(reg), T0).unwrap();
     for _ in 0..3 {
         let d = w
             .decide(
@@ -470,7 +470,7 @@ fn inspecting_the_link_consumes_nothing() {
 fn wrong_codes_burn_the_registration_on_the_last_attempt() {
     let mut w = World::new(Policy::isspol());
     let (reg, link, _) = w.registration();
-    w.apply(&Command::Register(reg), T0).unwrap();
+    let _ = w.apply(&Command::Register(reg), T0).unwrap();
     let wrong = NumericCode::parse("0000", 4).unwrap();
     let wrong = Some(
         w.key
@@ -506,7 +506,7 @@ fn wrong_codes_burn_the_registration_on_the_last_attempt() {
 fn activation_checks_the_password_before_asking_for_a_hash() {
     let mut w = World::new(Policy::isspol());
     let (reg, link, code) = w.registration();
-    w.apply(&Command::Register(reg), T0).unwrap();
+    let _ = w.apply(&Command::Register(reg), T0).unwrap();
     let activate = |password: NewPassword| Command::Activate {
         link,
         code,
@@ -620,7 +620,7 @@ fn isspol_locks_at_the_fifth_failure_and_unlocks_at_exactly_20_minutes() {
 fn a_success_clears_failures_and_lockouts() {
     let mut w = World::new(Policy::recommended());
     w.activated(T0);
-    w.fail_logins(9, T0 + Duration::minutes(1));
+    let _ = w.fail_logins(9, T0 + Duration::minutes(1));
     let d = w.apply(&login(true), T0 + Duration::minutes(3)).unwrap();
     assert_eq!(d.outcome, Outcome::LoggedIn { rehashed: false });
     let d = w.fail_logins(9, T0 + Duration::minutes(4));
@@ -650,7 +650,7 @@ fn recommended_lockout_is_progressive() {
 fn a_login_on_a_pending_registration_is_not_applicable() {
     let mut w = World::new(Policy::iess());
     let (reg, _, _) = w.registration();
-    w.apply(&Command::Register(reg), T0).unwrap();
+    let _ = w.apply(&Command::Register(reg), T0).unwrap();
     assert_eq!(
         w.decide(&login(true), T0).unwrap_err(),
         Denied::NotApplicable {
@@ -741,14 +741,15 @@ fn iess_unlock_link_works_at_2_59_not_at_3_00_and_newer_links_kill_older() {
     );
 
     let (_, second) = w.token(TokenPurpose::Unlock);
-    w.apply(
-        &Command::RequestUnlock {
-            link: second,
-            human_verified: true,
-        },
-        at + Duration::seconds(30),
-    )
-    .unwrap();
+    let _ = w
+        .apply(
+            &Command::RequestUnlock {
+                link: second,
+                human_verified: true,
+            },
+            at + Duration::seconds(30),
+        )
+        .unwrap();
     assert_eq!(
         w.decide(&Command::Unlock { link: first }, at + Duration::seconds(40))
             .unwrap_err(),
@@ -1000,7 +1001,7 @@ fn a_reset_unlocks_a_locked_account_unless_the_policy_keeps_locks() {
         policy.unlock.reset_unlocks = reset_unlocks;
         let mut w = World::new(policy);
         w.activated(T0);
-        w.fail_logins(3, T0);
+        let _ = w.fail_logins(3, T0);
         let (_, link) = w.token(TokenPurpose::Reset);
         let p = w.policy.clone();
         assert!(matches!(
@@ -1017,15 +1018,16 @@ fn a_reset_unlocks_a_locked_account_unless_the_policy_keeps_locks() {
             Outcome::LoginRefusedLocked { .. }
         ));
         let password = w.new_password("Yasuni8k3Tren");
-        w.apply(
-            &Command::ResetPassword {
-                link,
-                password,
-                declaration_accepted: true,
-            },
-            T0 + Duration::minutes(2),
-        )
-        .unwrap();
+        let _ = w
+            .apply(
+                &Command::ResetPassword {
+                    link,
+                    password,
+                    declaration_accepted: true,
+                },
+                T0 + Duration::minutes(2),
+            )
+            .unwrap();
         let want = if reset_unlocks {
             StateKind::Active
         } else {
@@ -1041,7 +1043,7 @@ fn logging_in_with_the_old_password_cancels_a_pending_reset() {
     w.activated(T0);
     let (_, link) = w.token(TokenPurpose::Reset);
     let p = w.policy.clone();
-    w.apply(&recovery(link, None, true, &p), T0).unwrap();
+    let _ = w.apply(&recovery(link, None, true, &p), T0).unwrap();
     let d = w.apply(&login(true), T0 + Duration::minutes(1)).unwrap();
     assert_eq!(
         audits(&d),
@@ -1134,7 +1136,8 @@ fn staff_email_change_notifies_both_addresses_and_kills_the_reset_link() {
     w.activated(T0);
     let (_, link) = w.token(TokenPurpose::Reset);
     let p = w.policy.clone();
-    w.apply(&recovery(link, Some("ana.quispe@example.ec"), true, &p), T0)
+    let _ = w
+        .apply(&recovery(link, Some("ana.quispe@example.ec"), true, &p), T0)
         .unwrap();
     let d = w
         .apply(
@@ -1218,7 +1221,7 @@ fn link_mails_are_capped_per_day() {
     policy.notices.max_links_per_day = 2;
     let mut w = World::new(policy);
     w.activated(T0); // 1 link mail (activation)
-    w.fail_logins(3, T0);
+    let _ = w.fail_logins(3, T0);
     let (_, a) = w.token(TokenPurpose::Unlock);
     assert!(matches!(
         w.apply(

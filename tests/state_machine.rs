@@ -705,7 +705,7 @@ impl<P: Preset> Sut<P> {
         self.digest(purpose, &t)
     }
 
-    fn new_password(&self, model: &Model<P>, ok: bool, confirmation_ok: bool) -> NewPassword {
+    fn new_password(&self, ok: bool, confirmation_ok: bool) -> NewPassword {
         let pw = if ok {
             good_password(&self.policy, self.pw + 1)
         } else {
@@ -844,7 +844,7 @@ impl<P: Preset> Sut<P> {
                     self.key
                         .digest_code(TokenPurpose::ActivationCode, member().as_str(), &c)
                 });
-                let password = self.new_password(model, *password_ok, *confirmation_ok);
+                let password = self.new_password(*password_ok, *confirmation_ok);
                 Command::Activate {
                     link,
                     code,
@@ -895,7 +895,7 @@ impl<P: Preset> Sut<P> {
                 ..
             } => Command::ResetPassword {
                 link: self.presented(model, TokenPurpose::Reset),
-                password: self.new_password(model, *password_ok, *confirmation_ok),
+                password: self.new_password(*password_ok, *confirmation_ok),
                 declaration_accepted: true,
             },
             Step::Expire => Command::Expire,
