@@ -636,3 +636,14 @@ fn zero_progressive_lockout_step_names_its_own_field() {
         other => panic!("expected Invalid(lockout.progressive), got {other:?}"),
     }
 }
+
+#[cfg(feature = "proptest")]
+proptest::proptest! {
+    /// Every policy the exported strategy generates is valid and survives TOML and JSON.
+    #[test]
+    fn generated_policies_validate_and_round_trip(p in afiliado::strategies::policy::policy()) {
+        proptest::prop_assert!(p.validate().is_ok());
+        proptest::prop_assert_eq!(&Policy::from_toml(&p.to_toml().unwrap()).unwrap(), &p);
+        proptest::prop_assert_eq!(&Policy::from_json(&p.to_json().unwrap()).unwrap(), &p);
+    }
+}
