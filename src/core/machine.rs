@@ -733,6 +733,35 @@ impl Machine<'_> {
         self.issue_reset(&r.link, r.new_email.as_ref(), true)
     }
 
+    /// Takes an activated account apart into its profile and standing, killing every
+    /// outstanding unlock or reset link. The caller puts a new state back. Accounts without a
+    /// profile are left as they are and refused.
+    fn take_standing(&mut self) -> Result<(Profile, Standing), Denied> {
+        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        match state {
+            AccountState::Active { profile, failures } => {
+                Ok((profile, Standing::Active { failures }))
+            }
+            AccountState::Locked { profile, lock } => Ok((
+                profile,
+                Standing::Locked {
+                    lock: Lock {
+                        unlock_link: None,
+                        ..lock
+                    },
+                },
+            )),
+            AccountState::Resetting {
+                profile, return_to, ..
+            } => Ok((profile, return_to)),
+            other => {
+                let denied = not_applicable(&other);
+                self.rec.state = other;
+                Err(denied)
+            }
+        }
+    }
+
     /// Moves an activated account to `Resetting` with a fresh link (the old one dies).
     fn issue_reset(
         &mut self,
@@ -744,22 +773,7 @@ impl Machine<'_> {
             return Ok(Outcome::Throttled);
         }
         let token = self.token(link, self.policy.recovery.reset_ttl);
-        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
-        let (mut profile, return_to) = match state {
-            AccountState::Active { profile, failures } => (profile, Standing::Active { failures }),
-            AccountState::Locked { profile, mut lock } => {
-                lock.unlock_link = None;
-                (profile, Standing::Locked { lock })
-            }
-            AccountState::Resetting {
-                profile, return_to, ..
-            } => (profile, return_to),
-            other => {
-                let denied = not_applicable(&other);
-                self.rec.state = other;
-                return Err(denied);
-            }
-        };
+        let (mut profile, return_to) = self.take_standing()?;
         if let Some(new) = new_email {
             if !profile.contact.email.matches(new) {
                 let old = std::mem::replace(&mut profile.contact.email, new.clone());
@@ -871,25 +885,8 @@ impl Machine<'_> {
                 self.lock(LockReason::Staff);
             }
             StaffAction::ChangeEmail { email } => {
-                let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
-                let (mut profile, standing) = match state {
-                    AccountState::Active { profile, failures } => {
-                        (profile, Standing::Active { failures })
-                    }
-                    AccountState::Locked { profile, mut lock } => {
-                        lock.unlock_link = None;
-                        (profile, Standing::Locked { lock })
-                    }
-                    // The reset link dies with the old address.
-                    AccountState::Resetting {
-                        profile, return_to, ..
-                    } => (profile, return_to),
-                    other => {
-                        let denied = not_applicable(&other);
-                        self.rec.state = other;
-                        return Err(denied);
-                    }
-                };
+                // Outstanding unlock and reset links die with the old address.
+                let (mut profile, standing) = self.take_standing()?;
                 let old = std::mem::replace(&mut profile.contact.email, email.clone());
                 self.rec.state = from_standing(profile, standing);
                 self.audit(AuditKind::EmailChanged);
