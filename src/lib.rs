@@ -81,11 +81,14 @@
 //! * [`policy`] — [`Policy`] and its presets.
 //! * [`core`] — the pure state machine.
 //! * [`crypto`] — argon2id PHC hashing, tokens, numeric codes, keyed digests.
+//! * [`ports`] — the service layer's traits: clock, account store (with outbox and audit log),
+//!   member directory, mailer, human check.
+//! * `memory` (feature `memory`, default) — in-memory adapters of the ports.
 //! * `strategies` (feature `proptest`) — proptest strategies for hosts' own property tests.
 //!
 //! ## Features
 //!
-//! * `memory` (default) — in-memory adapters of the ports (service layer, next release).
+//! * `memory` (default) — in-memory adapters of the ports ([`memory`]).
 //! * `proptest` — exports [`strategies`](crate#modules).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -94,8 +97,12 @@
 pub mod core;
 pub mod crypto;
 pub mod identity;
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory;
 pub mod password;
 pub mod policy;
+pub mod ports;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 
