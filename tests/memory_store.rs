@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use afiliado::core::{
-    AccountRecord, AccountState, AuditEvent, Contact, IssuedToken, Lock, LockReason, Notice,
-    Pending, Profile, SecurityEnrollment, Standing,
+    AccountRecord, AccountState, AuditEvent, AuditKind, Contact, IssuedToken, Locale, Lock,
+    LockReason, Notice, NoticeKind, Pending, Profile, SecurityEnrollment, Standing,
 };
 use afiliado::crypto::{Digest, HashParams, TokenPurpose, hash_password};
 use afiliado::memory::{MemoryDirectory, MemoryMailer, MemoryStore};
@@ -17,7 +17,6 @@ use afiliado::ports::{
 use afiliado::{Email, MemberId};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde_json::json;
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
 
@@ -96,21 +95,15 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
 }
 
 fn notice() -> Notice {
-    serde_json::from_value(json!({
-        "to": "ana@example.ec",
-        "locale": "es-EC",
-        "kind": { "kind": "password_changed" },
-    }))
-    .unwrap()
+    Notice::new(
+        "ana@example.ec".parse().unwrap(),
+        Locale::EsEc,
+        NoticeKind::PasswordChanged,
+    )
 }
 
 fn audit(m: &MemberId, at: OffsetDateTime) -> AuditEvent {
-    serde_json::from_value(json!({
-        "at": serde_json::to_value(at).unwrap(),
-        "member": m.as_str(),
-        "kind": { "event": "login_succeeded" },
-    }))
-    .unwrap()
+    AuditEvent::new(at, m.clone(), AuditKind::LoginSucceeded)
 }
 
 fn msg(key: &str) -> NewMessage {

@@ -21,6 +21,13 @@ pub struct Notice {
     pub kind: NoticeKind,
 }
 
+impl Notice {
+    /// A notice (for adapters and tests; the core builds its own).
+    pub fn new(to: Email, locale: Locale, kind: NoticeKind) -> Self {
+        Self { to, locale, kind }
+    }
+}
+
 /// The notices of DESIGN §5.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -88,6 +95,13 @@ pub struct AuditEvent {
     pub member: MemberId,
     /// What happened.
     pub kind: AuditKind,
+}
+
+impl AuditEvent {
+    /// An audit event (for adapters and tests; the core builds its own).
+    pub fn new(at: OffsetDateTime, member: MemberId, kind: AuditKind) -> Self {
+        Self { at, member, kind }
+    }
 }
 
 /// What an audit event records.
