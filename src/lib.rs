@@ -103,6 +103,7 @@ pub mod memory;
 pub mod password;
 pub mod policy;
 pub mod ports;
+pub mod seal;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 
