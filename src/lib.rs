@@ -100,10 +100,16 @@ pub mod identity;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod notices;
 pub mod password;
 pub mod policy;
 pub mod ports;
 pub mod seal;
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
+pub mod service;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
 

@@ -1,0 +1,132 @@
+//! Password hashing off the async executor, with bounded capacity.
+//!
+//! Argon2id at the OWASP parameters takes ~19 MiB and tens of milliseconds per call. The
+//! [`HashPool`] runs every hash and verification on tokio's blocking threads, at most
+//! `workers` at a time, with at most `queue` more callers waiting; beyond that a call fails
+//! fast with [`Busy`] instead of queueing another 19 MiB allocation. Dummy verifications for
+//! unknown IDs go through the same pool, so they cost and queue exactly like real ones.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::crypto::{
+    CryptoError, DummyHash, HashParams, PasswordHash, hash_password, needs_rehash, verify_password,
+};
+
+/// The hashing port: argon2id in production, a counting or failing one in tests.
+///
+/// Methods are synchronous and slow; the service calls them only through a [`HashPool`].
+pub trait PasswordHasher: Send + Sync + fmt::Debug {
+    /// Hashes a new password with the configured parameters.
+    fn hash(&self, password: &[u8]) -> Result<PasswordHash, CryptoError>;
+    /// Verifies against a stored hash (with the parameters stored in it).
+    fn verify(&self, password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError>;
+    /// Costs one verification and returns `false`: for unknown IDs and accounts without a
+    /// password, so every login path performs exactly one verification.
+    fn verify_dummy(&self, password: &[u8]) -> bool;
+    /// Whether a stored hash should be replaced on the next successful login.
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+}
+
+/// Argon2id with the policy's parameters.
+#[derive(Debug)]
+pub struct Argon2Hasher {
+    params: HashParams,
+    dummy: DummyHash,
+}
+
+impl Argon2Hasher {
+    /// A hasher for `params`; builds the dummy hash once (one hashing operation).
+    pub fn new(params: HashParams) -> Result<Self, CryptoError> {
+        #[allow(clippy::disallowed_methods)] // adapter: the OS-seeded thread RNG is its job
+        let mut rng = rand::rng();
+        let dummy = DummyHash::new(&params, &mut rng)?;
+        Ok(Self { params, dummy })
+    }
+}
+
+impl PasswordHasher for Argon2Hasher {
+    fn hash(&self, password: &[u8]) -> Result<PasswordHash, CryptoError> {
+        #[allow(clippy::disallowed_methods)] // adapter: salts come from the OS-seeded RNG
+        let mut rng = rand::rng();
+        hash_password(password, &self.params, &mut rng)
+    }
+
+    fn verify(&self, password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError> {
+        verify_password(password, hash)
+    }
+
+    fn verify_dummy(&self, password: &[u8]) -> bool {
+        self.dummy.verify(password)
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        needs_rehash(hash, &self.params)
+    }
+}
+
+/// The pool is full: the caller should answer "try again later" (HTTP 503).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("hashing capacity exhausted; try again later")]
+pub struct Busy;
+
+/// Bounded hashing capacity shared by every request of a service.
+#[derive(Clone, Debug)]
+pub struct HashPool {
+    workers: Arc<Semaphore>,
+    admission: Arc<Semaphore>,
+}
+
+/// Why a pooled job did not produce its value.
+#[derive(Debug)]
+pub(crate) enum PoolError {
+    Busy,
+    /// The blocking task panicked or the runtime is shutting down.
+    Lost,
+}
+
+impl HashPool {
+    /// `workers` concurrent hashes (about one per core), `queue` more callers waiting.
+    pub fn new(workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        Self {
+            workers: Arc::new(Semaphore::new(workers)),
+            admission: Arc::new(Semaphore::new(workers.saturating_add(queue))),
+        }
+    }
+
+    /// One worker per available core, and a queue of 64 per worker.
+    pub fn per_core() -> Self {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(n, n.saturating_mul(64))
+    }
+
+    pub(crate) async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _admitted = self
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PoolError::Busy)?;
+        let _worker = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PoolError::Lost)?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|_| PoolError::Lost)
+    }
+}
+
+impl Default for HashPool {
+    fn default() -> Self {
+        Self::per_core()
+    }
+}

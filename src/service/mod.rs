@@ -1,0 +1,1189 @@
+//! The async service: drives the pure core through the ports.
+//!
+//! For every call it reads the clock once, loads the account, does the slow or random work
+//! (argon2 in a bounded pool off the executor, token generation, registry checks), asks
+//! [`core::decide`](crate::core::decide), and commits the next record together with its
+//! outbox messages and audit events in one store transaction. On a version conflict it
+//! reloads and decides again with the same facts, without hashing again.
+//!
+//! Unknown IDs, wrong passwords and (unless the policy reveals it) locked accounts get the
+//! same answer, and every login path performs exactly one password verification (a dummy
+//! one for unknown IDs), so neither the answer nor its timing tells whether an ID exists.
+
+mod dispatch;
+mod hashing;
+mod normalize;
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+pub use dispatch::{DispatchReport, OutboxDispatcher};
+pub use hashing::{Argon2Hasher, Busy, HashPool, PasswordHasher};
+pub use normalize::normalize_answer;
+
+use crate::core::{
+    AccountRecord, AuditEvent, Command, Contact, Decision, Denied, Effect, EnrolledAnswer, Locale,
+    NewPassword, Outcome, ProofResult, Register, SecurityEnrollment, StaffAction, StartRecovery,
+    decide,
+};
+use crate::crypto::{
+    CryptoError, Digest, DigestKey, NumericCode, PasswordHash, Token, TokenPurpose,
+};
+use crate::identity::{Email, Landline, MemberId, MobilePhone};
+use crate::password::Password;
+use crate::policy::{Policy, Proof};
+use crate::ports::{
+    AccountStore, Clock, HumanCheck, MemberDirectory, MemberFacts, NewMessage, StoreError,
+};
+use crate::seal::{LinkSecrets, SealKey};
+
+use hashing::PoolError;
+
+/// Why a service call failed. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A field of the request is malformed; `field` names it.
+    #[error("invalid `{field}`: {reason}")]
+    InvalidInput {
+        /// The request field.
+        field: &'static str,
+        /// Which rule failed.
+        reason: String,
+    },
+    /// The policy asks for a human check and the host's verdict was missing or negative.
+    #[error("human check failed")]
+    HumanCheckFailed,
+    /// The core refused the command (expired link, rejected password, …).
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// Hashing capacity exhausted: try again later.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Concurrent updates kept winning; nothing was written.
+    #[error("too many concurrent updates; nothing was written")]
+    Contended,
+    /// Hashing or sealing failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    /// A blocking task was lost (runtime shutting down).
+    #[error("internal: {0}")]
+    Internal(&'static str),
+}
+
+impl From<PoolError> for ServiceError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Busy => Self::Busy(Busy),
+            PoolError::Lost => Self::Internal("hashing task lost"),
+        }
+    }
+}
+
+fn invalid(field: &'static str, e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::InvalidInput {
+        field,
+        reason: e.to_string(),
+    }
+}
+
+/// A question drawn from the member's records (IESS "preguntas de historia laboral").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordQuestion {
+    /// Name of any employer on record.
+    Employer,
+    /// Year of the first contribution.
+    FirstContributionYear,
+    /// Year of the latest contribution.
+    LastContributionYear,
+}
+
+impl RecordQuestion {
+    /// The questions asked, in order, when a policy asks `count` of them. The same for every
+    /// ID, so the question list reveals nothing.
+    pub fn first(count: u8) -> Vec<RecordQuestion> {
+        [
+            Self::Employer,
+            Self::FirstContributionYear,
+            Self::LastContributionYear,
+        ]
+        .into_iter()
+        .take(usize::from(count))
+        .collect()
+    }
+
+    fn accepts(self, facts: &MemberFacts, answer: &str) -> bool {
+        let a = normalize_answer(answer);
+        match self {
+            Self::Employer => facts
+                .employers
+                .iter()
+                .any(|e| ct_str_eq(&normalize_answer(e), &a)),
+            Self::FirstContributionYear => facts
+                .contribution_years
+                .iter()
+                .min()
+                .is_some_and(|y| a == y.to_string()),
+            Self::LastContributionYear => facts
+                .contribution_years
+                .iter()
+                .max()
+                .is_some_and(|y| a == y.to_string()),
+        }
+    }
+}
+
+fn ct_str_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Knowledge answers given in a registration or recovery form.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Answers {
+    /// Affiliate number from the member's credential (ISSPOL).
+    pub affiliate_number: Option<String>,
+    /// Day and month of birth.
+    pub birth_day_month: Option<(u8, u8)>,
+    /// Answers to [`RecordQuestion`]s.
+    pub record: Vec<(RecordQuestion, String)>,
+    /// Security-question answers: `(question id, answer)`.
+    pub security: Vec<(String, String)>,
+    /// The chosen security image's identifier.
+    pub security_image: Option<String>,
+}
+
+/// A registration (first-time password generation) form.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RegisterRequest {
+    /// Cédula or foreigner code, as typed.
+    pub member_id: String,
+    /// Contact email, as typed.
+    pub email: String,
+    /// Mobile phone, as typed.
+    pub mobile: Option<String>,
+    /// Landline, as typed.
+    pub landline: Option<String>,
+    /// The terms box.
+    pub terms_accepted: bool,
+    /// Proofs of identity; for IESS also the security image and questions to enroll.
+    pub answers: Answers,
+    /// The human check widget's response, when the policy asks for one.
+    pub human_response: Option<String>,
+    /// Language of the mails.
+    pub locale: Locale,
+}
+
+impl RegisterRequest {
+    /// A form with an ID and an email; set the other fields as the policy requires.
+    pub fn new(member_id: impl Into<String>, email: impl Into<String>) -> Self {
+        Self {
+            member_id: member_id.into(),
+            email: email.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A password recovery form.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RecoveryRequest {
+    /// Cédula or foreigner code, as typed.
+    pub member_id: String,
+    /// The registered email, as typed (ISSPOL).
+    pub email: Option<String>,
+    /// Knowledge answers (IESS).
+    pub answers: Answers,
+    /// A replacement email (IESS step 9), when the policy allows it.
+    pub new_email: Option<String>,
+    /// The human check widget's response.
+    pub human_response: Option<String>,
+}
+
+impl RecoveryRequest {
+    /// A recovery form for an ID.
+    pub fn new(member_id: impl Into<String>) -> Self {
+        Self {
+            member_id: member_id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Answer to a registration. `Submitted` covers unknown IDs, accepted registrations and
+/// already-registered accounts alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegisterOutcome {
+    /// "If the data is correct, you will receive an email."
+    Submitted,
+    /// The identity proofs did not match.
+    ChecksFailed {
+        /// Attempts left, when the policy has a budget.
+        remaining: Option<u32>,
+    },
+}
+
+/// Answer to opening an activation link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkStatus {
+    /// The link works until `expires_at`.
+    Valid {
+        /// Expiry.
+        expires_at: OffsetDateTime,
+        /// Whether the form must ask for the emailed code.
+        code_required: bool,
+    },
+    /// Unknown, used or expired.
+    Invalid,
+}
+
+/// Answer to an activation form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActivateOutcome {
+    /// The account is active.
+    Activated,
+    /// Wrong code.
+    WrongCode {
+        /// Attempts left.
+        attempts_left: u8,
+    },
+    /// Last attempt failed; the member must register again.
+    RegistrationBurned,
+}
+
+/// Answer to a login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginOutcome {
+    /// Logged in: the host opens a session for `member`.
+    Success {
+        /// Who.
+        member: MemberId,
+    },
+    /// Wrong ID or password (or a locked account, unless the policy reveals locks).
+    Failed,
+    /// The account is locked (only when the policy reveals it).
+    Locked {
+        /// When it unlocks by itself.
+        until: Option<OffsetDateTime>,
+    },
+}
+
+/// Answer to a recovery form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryOutcome {
+    /// "If the data is correct, you will receive an email."
+    Submitted,
+    /// Knowledge checks failed.
+    ChecksFailed {
+        /// Attempts left before the account locks.
+        remaining: Option<u32>,
+    },
+}
+
+/// A staff operation.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum StaffRequest {
+    /// Unlock (after the verification the reason records).
+    Unlock,
+    /// Suspend.
+    Suspend,
+    /// Replace the contact email.
+    ChangeEmail(String),
+    /// Mail a reset link.
+    SendReset,
+    /// Enroll a foreign member without cédula in the registry.
+    EnrollForeigner(MemberFacts),
+}
+
+/// Builder for [`AccountService`].
+#[derive(Debug)]
+pub struct ServiceBuilder {
+    policy: Policy,
+    digest_key: DigestKey,
+    seal_key: SealKey,
+    store: Option<Arc<dyn AccountStore>>,
+    directory: Option<Arc<dyn MemberDirectory>>,
+    human: Option<Arc<dyn HumanCheck>>,
+    clock: Option<Arc<dyn Clock>>,
+    hasher: Option<Arc<dyn PasswordHasher>>,
+    pool: Option<HashPool>,
+    max_retries: u32,
+}
+
+impl std::fmt::Debug for dyn AccountStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountStore")
+    }
+}
+impl std::fmt::Debug for dyn MemberDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemberDirectory")
+    }
+}
+impl std::fmt::Debug for dyn HumanCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HumanCheck")
+    }
+}
+
+impl ServiceBuilder {
+    /// Sets the store (required).
+    pub fn store(mut self, store: Arc<dyn AccountStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// Sets the member registry (required).
+    pub fn directory(mut self, directory: Arc<dyn MemberDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+    /// Sets the human-check verifier (required when the policy asks for human checks).
+    pub fn human_check(mut self, human: Arc<dyn HumanCheck>) -> Self {
+        self.human = Some(human);
+        self
+    }
+    /// Sets the clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Sets the password hasher (default: argon2id with the policy's parameters).
+    pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+    /// Sets the hashing pool (default: one worker per core).
+    pub fn pool(mut self, pool: HashPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+    /// Retries after a version conflict before giving up with [`ServiceError::Contended`].
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Builds the service.
+    pub fn build(self) -> Result<AccountService, ServiceError> {
+        self.policy.validate().map_err(|e| invalid("policy", e))?;
+        let store = self.store.ok_or(ServiceError::InvalidInput {
+            field: "store",
+            reason: "required".into(),
+        })?;
+        let directory = self.directory.ok_or(ServiceError::InvalidInput {
+            field: "directory",
+            reason: "required".into(),
+        })?;
+        let needs_human = self.policy.registration.human_check
+            || self.policy.recovery.human_check
+            || self.policy.unlock.human_check;
+        let human = match (self.human, needs_human) {
+            (Some(h), _) => Some(h),
+            (None, false) => None,
+            (None, true) => {
+                return Err(ServiceError::InvalidInput {
+                    field: "human_check",
+                    reason: "the policy asks for human checks".into(),
+                });
+            }
+        };
+        let hasher: Arc<dyn PasswordHasher> = match self.hasher {
+            Some(h) => h,
+            None => Arc::new(Argon2Hasher::new(self.policy.hashing)?),
+        };
+        let clock: Arc<dyn Clock> = match self.clock {
+            Some(c) => c,
+            None => Arc::new(crate::ports::SystemClock),
+        };
+        Ok(AccountService {
+            inner: Arc::new(Inner {
+                policy: self.policy,
+                digest_key: self.digest_key,
+                seal_key: self.seal_key,
+                store,
+                directory,
+                human,
+                clock,
+                hasher,
+                pool: self.pool.unwrap_or_default(),
+                max_retries: self.max_retries,
+            }),
+        })
+    }
+}
+
+/// The account service. Cheap to clone; share one per process.
+#[derive(Clone, Debug)]
+pub struct AccountService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    policy: Policy,
+    digest_key: DigestKey,
+    seal_key: SealKey,
+    store: Arc<dyn AccountStore>,
+    directory: Arc<dyn MemberDirectory>,
+    human: Option<Arc<dyn HumanCheck>>,
+    clock: Arc<dyn Clock>,
+    hasher: Arc<dyn PasswordHasher>,
+    pool: HashPool,
+    max_retries: u32,
+}
+
+/// What a decided command produced, with the secrets its mails carry.
+struct Applied {
+    decision: Decision,
+}
+
+impl AccountService {
+    /// Starts building a service for `policy`, with the server keys for token digests and
+    /// outbox sealing.
+    pub fn builder(policy: Policy, digest_key: DigestKey, seal_key: SealKey) -> ServiceBuilder {
+        ServiceBuilder {
+            policy,
+            digest_key,
+            seal_key,
+            store: None,
+            directory: None,
+            human: None,
+            clock: None,
+            hasher: None,
+            pool: None,
+            max_retries: 8,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The record questions a form must show (the same for every ID).
+    pub fn record_questions(&self, for_recovery: bool) -> Vec<RecordQuestion> {
+        let proofs = if for_recovery {
+            &self.inner.policy.recovery.proofs
+        } else {
+            &self.inner.policy.registration.proofs
+        };
+        proofs
+            .iter()
+            .find_map(|p| match p {
+                Proof::RecordQuestions { count } => Some(RecordQuestion::first(*count)),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    // ---- plumbing --------------------------------------------------------------------
+
+    fn parse_member(&self, text: &str) -> Result<MemberId, ServiceError> {
+        text.parse::<MemberId>()
+            .map_err(|e| invalid("member_id", e))
+    }
+
+    async fn human_verified(
+        &self,
+        required: bool,
+        response: Option<&str>,
+    ) -> Result<bool, ServiceError> {
+        if !required {
+            return Ok(false);
+        }
+        let (Some(h), Some(r)) = (&self.inner.human, response) else {
+            return Err(ServiceError::HumanCheckFailed);
+        };
+        if h.verify(r).await? {
+            Ok(true)
+        } else {
+            Err(ServiceError::HumanCheckFailed)
+        }
+    }
+
+    async fn load(&self, member: &MemberId) -> Result<AccountRecord, ServiceError> {
+        Ok(self
+            .inner
+            .store
+            .load(member)
+            .await?
+            .unwrap_or_else(|| AccountRecord::new(member.clone())))
+    }
+
+    /// Load → decide → commit, retrying on version conflicts with the same facts.
+    async fn apply(
+        &self,
+        member: &MemberId,
+        now: OffsetDateTime,
+        command: &Command,
+        secrets: Option<&LinkSecrets>,
+    ) -> Result<Result<Applied, Denied>, ServiceError> {
+        let mut attempt = 0;
+        loop {
+            let record = self.load(member).await?;
+            let decision = match decide(&record, command, now, &self.inner.policy) {
+                Ok(d) => d,
+                Err(denied) => return Ok(Err(denied)),
+            };
+            let version = record.version;
+            let (outbox, audit) = self.effects(&decision, version, now, secrets);
+            match self
+                .inner
+                .store
+                .commit(&decision.next, version, outbox, audit)
+                .await
+            {
+                Ok(_) => return Ok(Ok(Applied { decision })),
+                Err(StoreError::Conflict { .. }) if attempt < self.inner.max_retries => {
+                    attempt += 1;
+                }
+                Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn effects(
+        &self,
+        decision: &Decision,
+        version: u64,
+        now: OffsetDateTime,
+        secrets: Option<&LinkSecrets>,
+    ) -> (Vec<NewMessage>, Vec<AuditEvent>) {
+        let member = &decision.next.member;
+        let mut outbox = Vec::new();
+        let mut audit = Vec::new();
+        for (i, effect) in decision.effects.iter().enumerate() {
+            match effect {
+                Effect::Notify(notice) => {
+                    // Stable per committed version: a retried commit reuses nothing (the
+                    // conflicting one wrote nothing), a replayed one is deduplicated.
+                    let key = format!("{}/{}/{}", member.as_str(), version.saturating_add(1), i);
+                    let sealed = match (notice.kind.link_purpose(), secrets) {
+                        (Some(_), Some(s)) => self.seal(s, &key),
+                        _ => Vec::new(),
+                    };
+                    outbox.push(NewMessage::new(
+                        key,
+                        member.clone(),
+                        notice.clone(),
+                        sealed,
+                        now,
+                    ));
+                }
+                Effect::Audit(a) => audit.push(a.clone()),
+            }
+        }
+        (outbox, audit)
+    }
+
+    fn seal(&self, secrets: &LinkSecrets, key: &str) -> Vec<u8> {
+        #[allow(clippy::disallowed_methods)] // service: nonces from the OS-seeded RNG
+        let mut rng = rand::rng();
+        self.inner.seal_key.seal(secrets, key.as_bytes(), &mut rng)
+    }
+
+    fn new_token(&self, purpose: TokenPurpose) -> (Token, Digest) {
+        #[allow(clippy::disallowed_methods)] // service: tokens from the OS-seeded RNG
+        let mut rng = rand::rng();
+        let token = Token::generate(&mut rng);
+        let digest = self.inner.digest_key.digest_token(purpose, &token);
+        (token, digest)
+    }
+
+    fn new_code(&self, member: &MemberId) -> Result<Option<(NumericCode, Digest)>, ServiceError> {
+        let Some(digits) = self.inner.policy.activation.code_digits else {
+            return Ok(None);
+        };
+        #[allow(clippy::disallowed_methods)] // service: codes from the OS-seeded RNG
+        let mut rng = rand::rng();
+        let code = NumericCode::generate(digits, &mut rng)?;
+        let digest =
+            self.inner
+                .digest_key
+                .digest_code(TokenPurpose::ActivationCode, member.as_str(), &code);
+        Ok(Some((code, digest)))
+    }
+
+    async fn hash(&self, secret: &str) -> Result<PasswordHash, ServiceError> {
+        let hasher = self.inner.hasher.clone();
+        let bytes = Zeroizing::new(secret.as_bytes().to_vec());
+        Ok(self.inner.pool.run(move || hasher.hash(&bytes)).await??)
+    }
+
+    /// Exactly one verification: against `hash`, or a dummy one when there is none.
+    async fn verify(&self, secret: &str, hash: Option<PasswordHash>) -> Result<bool, ServiceError> {
+        let hasher = self.inner.hasher.clone();
+        let bytes = Zeroizing::new(secret.as_bytes().to_vec());
+        Ok(self
+            .inner
+            .pool
+            .run(move || match hash {
+                Some(h) => hasher.verify(&bytes, &h).unwrap_or(false),
+                None => hasher.verify_dummy(&bytes),
+            })
+            .await?)
+    }
+
+    /// Hashes the enrollment answers (normalised), so a later recovery can check them.
+    async fn enrollment(&self, answers: &Answers) -> Result<SecurityEnrollment, ServiceError> {
+        let reg = &self.inner.policy.registration;
+        let image = match (&answers.security_image, reg.security_image) {
+            (Some(i), true) => Some(self.hash(&normalize_answer(i)).await?),
+            _ => None,
+        };
+        let mut enrolled = Vec::new();
+        if reg.security_questions > 0 {
+            for (question, answer) in &answers.security {
+                let a = normalize_answer(answer);
+                if a.is_empty() {
+                    return Err(invalid("security_answers", "an answer is empty"));
+                }
+                enrolled.push(EnrolledAnswer {
+                    question: question.clone(),
+                    answer: self.hash(&a).await?,
+                });
+            }
+        }
+        Ok(SecurityEnrollment {
+            image,
+            answers: enrolled,
+        })
+    }
+
+    /// Checks registry-based proofs (no hashing) against the member's facts; `None` facts
+    /// (unknown ID) fail every proof.
+    fn registry_proofs(
+        &self,
+        required: &[Proof],
+        answers: &Answers,
+        facts: Option<&MemberFacts>,
+    ) -> Vec<ProofResult> {
+        let mut out = Vec::new();
+        for proof in required {
+            let passed = match (proof, facts) {
+                (_, None) => false,
+                (Proof::AffiliateNumber, Some(f)) => {
+                    match (&answers.affiliate_number, &f.affiliate_number) {
+                        (Some(given), Some(real)) => {
+                            ct_str_eq(&normalize_answer(given), &normalize_answer(real))
+                        }
+                        _ => false,
+                    }
+                }
+                (Proof::BirthDayMonth, Some(f)) => {
+                    answers.birth_day_month
+                        == Some((f.birth_date.day(), u8::from(f.birth_date.month())))
+                }
+                (Proof::RecordQuestions { count }, Some(f)) => {
+                    let asked = RecordQuestion::first(*count);
+                    asked.iter().all(|q| {
+                        answers
+                            .record
+                            .iter()
+                            .any(|(aq, a)| aq == q && q.accepts(f, a))
+                    })
+                }
+                _ => continue,
+            };
+            out.push(ProofResult {
+                proof: *proof,
+                passed,
+            });
+        }
+        out
+    }
+
+    // ---- flows -----------------------------------------------------------------------
+
+    /// Registration: validates the form, checks the registry proofs, and queues the
+    /// activation mail (link, and code when the policy uses one).
+    pub async fn register(&self, req: RegisterRequest) -> Result<RegisterOutcome, ServiceError> {
+        let now = self.inner.clock.now();
+        let policy = &self.inner.policy;
+        let member = self.parse_member(&req.member_id)?;
+        let email: Email = req.email.parse().map_err(|e| invalid("email", e))?;
+        let mobile = parse_opt::<MobilePhone>(req.mobile.as_deref(), "mobile")?;
+        let landline = parse_opt::<Landline>(req.landline.as_deref(), "landline")?;
+        let human = self
+            .human_verified(
+                policy.registration.human_check,
+                req.human_response.as_deref(),
+            )
+            .await?;
+        // Enrollment hashing happens before the registry lookup, so known and unknown IDs
+        // cost the same.
+        let enrollment = self.enrollment(&req.answers).await?;
+        let facts = self.inner.directory.find(&member).await?;
+        let proofs =
+            self.registry_proofs(&policy.registration.proofs, &req.answers, facts.as_ref());
+        if facts.is_none() {
+            return Ok(RegisterOutcome::Submitted);
+        }
+        let (token, link) = self.new_token(TokenPurpose::Activation);
+        let code = self.new_code(&member)?;
+        let secrets = LinkSecrets::new(token, code.as_ref().map(|c| c.0.clone()));
+        let cmd = Command::Register(Register {
+            contact: Contact {
+                email,
+                mobile,
+                landline,
+            },
+            terms_accepted: req.terms_accepted,
+            proofs,
+            human_verified: human,
+            link,
+            code: code.map(|c| c.1),
+            enrollment,
+            locale: req.locale,
+        });
+        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+            Ok(a) => Ok(match a.decision.outcome {
+                Outcome::ChecksFailed { remaining } => RegisterOutcome::ChecksFailed { remaining },
+                _ => RegisterOutcome::Submitted,
+            }),
+            Err(d) => Err(d.into()),
+        }
+    }
+
+    fn parse_token(&self, text: &str) -> Result<Token, ServiceError> {
+        Token::parse(text).map_err(|e| invalid("token", e))
+    }
+
+    async fn by_token(
+        &self,
+        purpose: TokenPurpose,
+        token: &Token,
+    ) -> Result<(Digest, Option<AccountRecord>), ServiceError> {
+        let digest = self.inner.digest_key.digest_token(purpose, token);
+        Ok((
+            digest,
+            self.inner.store.load_by_token(purpose, &digest).await?,
+        ))
+    }
+
+    /// Opening the activation link: reports whether it works, consumes nothing.
+    pub async fn inspect_activation(&self, token: &str) -> Result<LinkStatus, ServiceError> {
+        let now = self.inner.clock.now();
+        let token = self.parse_token(token)?;
+        let (link, record) = self.by_token(TokenPurpose::Activation, &token).await?;
+        let Some(record) = record else {
+            return Ok(LinkStatus::Invalid);
+        };
+        Ok(
+            match decide(
+                &record,
+                &Command::InspectActivation { link },
+                now,
+                &self.inner.policy,
+            ) {
+                Ok(Decision {
+                    outcome:
+                        Outcome::ActivationLinkValid {
+                            expires_at,
+                            code_required,
+                        },
+                    ..
+                }) => LinkStatus::Valid {
+                    expires_at,
+                    code_required,
+                },
+                _ => LinkStatus::Invalid,
+            },
+        )
+    }
+
+    /// Submitting the activation form: link token, code (when the policy uses one), new
+    /// password and its confirmation.
+    pub async fn activate(
+        &self,
+        token: &str,
+        code: Option<&str>,
+        password: Password,
+        confirmation: Password,
+    ) -> Result<ActivateOutcome, ServiceError> {
+        let now = self.inner.clock.now();
+        let token = self.parse_token(token)?;
+        let (link, record) = self.by_token(TokenPurpose::Activation, &token).await?;
+        let record = record.ok_or(Denied::InvalidToken)?;
+        let code = match (code, self.inner.policy.activation.code_digits) {
+            (Some(c), Some(d)) => {
+                let c = NumericCode::parse(c, d).map_err(|e| invalid("code", e))?;
+                Some(self.inner.digest_key.digest_code(
+                    TokenPurpose::ActivationCode,
+                    record.member.as_str(),
+                    &c,
+                ))
+            }
+            _ => None,
+        };
+        let password = NewPassword {
+            password,
+            confirmation,
+            hash: None,
+        };
+        let cmd = Command::Activate {
+            link,
+            code,
+            password,
+        };
+        let applied = self.with_password(&record, now, cmd).await?;
+        Ok(match applied.decision.outcome {
+            Outcome::WrongCode { attempts_left } => ActivateOutcome::WrongCode { attempts_left },
+            Outcome::RegistrationBurned => ActivateOutcome::RegistrationBurned,
+            _ => ActivateOutcome::Activated,
+        })
+    }
+
+    /// Two-phase decision for commands carrying a new password: hash only when the core
+    /// says everything else is in order, then apply (retries reuse the hash).
+    async fn with_password(
+        &self,
+        record: &AccountRecord,
+        now: OffsetDateTime,
+        mut cmd: Command,
+    ) -> Result<Applied, ServiceError> {
+        let member = record.member.clone();
+        if let Err(Denied::HashRequired) = decide(record, &cmd, now, &self.inner.policy) {
+            let secret = match &cmd {
+                Command::Activate { password, .. } | Command::ResetPassword { password, .. } => {
+                    Zeroizing::new(password.password.expose_secret().to_owned())
+                }
+                _ => return Err(ServiceError::Internal("not a password command")),
+            };
+            let hash = self.hash(&secret).await?;
+            if let Command::Activate { password, .. } | Command::ResetPassword { password, .. } =
+                &mut cmd
+            {
+                password.hash = Some(hash);
+            }
+        }
+        Ok(self.apply(&member, now, &cmd, None).await??)
+    }
+
+    /// Login: exactly one password verification, whatever the ID.
+    pub async fn login(
+        &self,
+        member_id: &str,
+        password: Password,
+    ) -> Result<LoginOutcome, ServiceError> {
+        let now = self.inner.clock.now();
+        let policy = &self.inner.policy;
+        if password.char_count()
+            > policy
+                .password
+                .max_length
+                .max(crate::password::PasswordPolicy::MAX_LENGTH_LIMIT)
+        {
+            return Err(invalid("password", "too long"));
+        }
+        let Ok(member) = member_id.parse::<MemberId>() else {
+            // Malformed IDs cost the same as unknown ones.
+            self.verify(password.expose_secret(), None).await?;
+            return Ok(LoginOutcome::Failed);
+        };
+        let record = self.inner.store.load(&member).await?;
+        let stored = record.as_ref().and_then(|r| r.password_hash().cloned());
+        let matched = self
+            .verify(password.expose_secret(), stored.clone())
+            .await?;
+        let Some(record) = record else {
+            return Ok(LoginOutcome::Failed);
+        };
+        let Some(stored) = stored else {
+            return Ok(LoginOutcome::Failed);
+        };
+        let rehash = if matched && self.inner.hasher.needs_rehash(&stored) {
+            Some(self.hash(password.expose_secret()).await?)
+        } else {
+            None
+        };
+        let cmd = Command::Login {
+            password_matched: matched,
+            rehash,
+        };
+        let applied = match self.apply_login(&record, &stored, now, &cmd).await? {
+            Ok(a) => a,
+            Err(_) => return Ok(LoginOutcome::Failed),
+        };
+        Ok(match applied.decision.outcome {
+            Outcome::LoggedIn { .. } => LoginOutcome::Success { member },
+            Outcome::LoginRefusedLocked { until } | Outcome::Locked { until }
+                if policy.lockout.reveal_lock_state =>
+            {
+                LoginOutcome::Locked { until }
+            }
+            _ => LoginOutcome::Failed,
+        })
+    }
+
+    /// Like [`apply`](Self::apply), but a login's verification is only valid for the hash it
+    /// was made against: if a concurrent reset changed the hash, the attempt counts as failed.
+    async fn apply_login(
+        &self,
+        record: &AccountRecord,
+        verified_against: &PasswordHash,
+        now: OffsetDateTime,
+        cmd: &Command,
+    ) -> Result<Result<Applied, Denied>, ServiceError> {
+        let mut attempt = 0;
+        let mut current = record.clone();
+        loop {
+            let cmd = if current.password_hash() == Some(verified_against) {
+                cmd.clone()
+            } else {
+                Command::Login {
+                    password_matched: false,
+                    rehash: None,
+                }
+            };
+            let decision = match decide(&current, &cmd, now, &self.inner.policy) {
+                Ok(d) => d,
+                Err(denied) => return Ok(Err(denied)),
+            };
+            let (outbox, audit) = self.effects(&decision, current.version, now, None);
+            match self
+                .inner
+                .store
+                .commit(&decision.next, current.version, outbox, audit)
+                .await
+            {
+                Ok(_) => return Ok(Ok(Applied { decision })),
+                Err(StoreError::Conflict { .. }) if attempt < self.inner.max_retries => {
+                    attempt += 1;
+                    current = self.load(&record.member).await?;
+                }
+                Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Asks for an unlock link. Answers the same whether or not the ID exists or is locked.
+    pub async fn request_unlock(
+        &self,
+        member_id: &str,
+        human_response: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let now = self.inner.clock.now();
+        let member = self.parse_member(member_id)?;
+        let human = self
+            .human_verified(self.inner.policy.unlock.human_check, human_response)
+            .await?;
+        let (token, link) = self.new_token(TokenPurpose::Unlock);
+        let secrets = LinkSecrets::new(token, None);
+        let cmd = Command::RequestUnlock {
+            link,
+            human_verified: human || !self.inner.policy.unlock.human_check,
+        };
+        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+            Ok(_) | Err(Denied::NotApplicable { .. }) => Ok(()),
+            Err(d) => Err(d.into()),
+        }
+    }
+
+    /// Follows an unlock link.
+    pub async fn unlock(&self, token: &str) -> Result<(), ServiceError> {
+        let now = self.inner.clock.now();
+        let token = self.parse_token(token)?;
+        let (link, record) = self.by_token(TokenPurpose::Unlock, &token).await?;
+        let record = record.ok_or(Denied::InvalidToken)?;
+        self.apply(&record.member, now, &Command::Unlock { link }, None)
+            .await??;
+        Ok(())
+    }
+
+    /// Password recovery: the policy's identity checks, then a reset link to the registered
+    /// (or, where allowed, the replacement) email.
+    pub async fn start_recovery(
+        &self,
+        req: RecoveryRequest,
+    ) -> Result<RecoveryOutcome, ServiceError> {
+        let now = self.inner.clock.now();
+        let policy = &self.inner.policy;
+        let member = self.parse_member(&req.member_id)?;
+        let claimed = parse_opt::<Email>(req.email.as_deref(), "email")?;
+        let new_email = parse_opt::<Email>(req.new_email.as_deref(), "new_email")?;
+        let human = self
+            .human_verified(policy.recovery.human_check, req.human_response.as_deref())
+            .await?;
+        let facts = self.inner.directory.find(&member).await?;
+        let record = self.inner.store.load(&member).await?;
+        let mut proofs =
+            self.registry_proofs(&policy.recovery.proofs, &req.answers, facts.as_ref());
+        proofs.extend(self.enrolled_proofs(&req.answers, record.as_ref()).await?);
+        let knowledge = policy
+            .recovery
+            .proofs
+            .iter()
+            .any(|p| *p != Proof::RegisteredEmail);
+        if record.is_none() || facts.is_none() {
+            let remaining = policy.recovery.attempt_budget.map(|b| b.saturating_sub(1));
+            return Ok(if knowledge {
+                RecoveryOutcome::ChecksFailed { remaining }
+            } else {
+                RecoveryOutcome::Submitted
+            });
+        }
+        let (token, link) = self.new_token(TokenPurpose::Reset);
+        let secrets = LinkSecrets::new(token, None);
+        let cmd = Command::StartRecovery(StartRecovery {
+            claimed_email: claimed,
+            proofs,
+            human_verified: human,
+            new_email,
+            link,
+        });
+        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+            Ok(a) => Ok(match a.decision.outcome {
+                Outcome::ChecksFailed { remaining } if knowledge => {
+                    RecoveryOutcome::ChecksFailed { remaining }
+                }
+                _ => RecoveryOutcome::Submitted,
+            }),
+            Err(d) => Err(d.into()),
+        }
+    }
+
+    /// Verifies security answers and image against the enrolled hashes (one verification per
+    /// required item, dummy ones when there is nothing enrolled, so timing does not tell).
+    async fn enrolled_proofs(
+        &self,
+        answers: &Answers,
+        record: Option<&AccountRecord>,
+    ) -> Result<Vec<ProofResult>, ServiceError> {
+        let enrollment = record
+            .and_then(|r| r.state.profile())
+            .map(|p| p.enrollment.clone());
+        let mut out = Vec::new();
+        for proof in &self.inner.policy.recovery.proofs {
+            match proof {
+                Proof::SecurityQuestions { count } => {
+                    let mut passed = 0u8;
+                    for (question, answer) in answers.security.iter().take(usize::from(*count)) {
+                        let hash = enrollment
+                            .as_ref()
+                            .and_then(|e| e.answers.iter().find(|a| a.question == *question))
+                            .map(|a| a.answer.clone());
+                        if self.verify(&normalize_answer(answer), hash).await? {
+                            passed = passed.saturating_add(1);
+                        }
+                    }
+                    out.push(ProofResult {
+                        proof: *proof,
+                        passed: passed >= *count,
+                    });
+                }
+                Proof::SecurityImage => {
+                    let hash = enrollment.as_ref().and_then(|e| e.image.clone());
+                    let given = answers
+                        .security_image
+                        .as_deref()
+                        .map(normalize_answer)
+                        .unwrap_or_default();
+                    let passed = self.verify(&given, hash).await?;
+                    out.push(ProofResult {
+                        proof: *proof,
+                        passed,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Submitting the reset form.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: Password,
+        confirmation: Password,
+        declaration_accepted: bool,
+    ) -> Result<(), ServiceError> {
+        let now = self.inner.clock.now();
+        let token = self.parse_token(token)?;
+        let (link, record) = self.by_token(TokenPurpose::Reset, &token).await?;
+        let record = record.ok_or(Denied::InvalidToken)?;
+        let cmd = Command::ResetPassword {
+            link,
+            password: NewPassword {
+                password,
+                confirmation,
+                hash: None,
+            },
+            declaration_accepted,
+        };
+        self.with_password(&record, now, cmd).await?;
+        Ok(())
+    }
+
+    /// A staff operation, audited with `actor` and `reason`.
+    pub async fn staff(
+        &self,
+        actor: &str,
+        reason: &str,
+        member_id: &str,
+        request: StaffRequest,
+    ) -> Result<(), ServiceError> {
+        let now = self.inner.clock.now();
+        let member = self.parse_member(member_id)?;
+        let mut secrets = None;
+        let action = match request {
+            StaffRequest::Unlock => StaffAction::Unlock,
+            StaffRequest::Suspend => StaffAction::Suspend,
+            StaffRequest::ChangeEmail(e) => StaffAction::ChangeEmail {
+                email: e.parse().map_err(|e| invalid("email", e))?,
+            },
+            StaffRequest::SendReset => {
+                let (token, link) = self.new_token(TokenPurpose::Reset);
+                secrets = Some(LinkSecrets::new(token, None));
+                StaffAction::SendReset { link }
+            }
+            StaffRequest::EnrollForeigner(facts) => {
+                if facts.member != member {
+                    return Err(invalid("facts", "member differs from member_id"));
+                }
+                if member.kind() != crate::identity::MemberIdKind::Foreigner {
+                    return Err(Denied::IdentifierNotAccepted(member.kind()).into());
+                }
+                self.inner.directory.enroll(facts).await?;
+                StaffAction::EnrollForeigner
+            }
+        };
+        let cmd = Command::Staff {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            action,
+        };
+        self.apply(&member, now, &cmd, secrets.as_ref()).await??;
+        Ok(())
+    }
+}
+
+fn parse_opt<T>(text: Option<&str>, field: &'static str) -> Result<Option<T>, ServiceError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|e| invalid(field, e)),
+    }
+}
