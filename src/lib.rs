@@ -88,7 +88,7 @@
 //!
 //! ## Features
 //!
-//! * `memory` (default) — in-memory adapters of the ports ([`memory`]).
+//! * `memory` (default) — in-memory adapters of the ports (`afiliado::memory`).
 //! * `proptest` — exports [`strategies`](crate#modules).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

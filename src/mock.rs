@@ -12,7 +12,7 @@
 //! Each mock is an ordinary `mockall` mock: set expectations with `expect_<method>()`, then
 //! hand it to the service as `Arc<dyn Port>`. The async ports are `#[async_trait]` traits, so
 //! an expectation returns the plain value (`Ok(..)`), not a future. An expectation can also
-//! delegate to a real adapter (for example a [`MemoryStore`](crate::memory::MemoryStore)) to
+//! delegate to a real adapter (for example `afiliado::memory::MemoryStore`) to
 //! fail only the one call a test is about.
 //!
 //! Unmet or unexpected calls panic, so a test that passes has made exactly the calls its

@@ -220,8 +220,9 @@ impl RecoveryRequest {
     }
 }
 
-/// Answer to a registration. `Submitted` covers unknown IDs, accepted registrations and
-/// already-registered accounts alike.
+/// Answer to a registration. `Submitted` covers accepted registrations, already-registered
+/// accounts and throttled resends alike; an ID that is not in the registry gets the same
+/// `ChecksFailed` as a first failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegisterOutcome {
@@ -734,7 +735,11 @@ impl AccountService {
         let proofs =
             self.registry_proofs(&policy.registration.proofs, &req.answers, facts.as_ref());
         if facts.is_none() {
-            return Ok(RegisterOutcome::Submitted);
+            // Not in the registry: the data does not match, which is also what a member
+            // whose proofs fail hears on a first attempt.
+            return Ok(RegisterOutcome::ChecksFailed {
+                remaining: policy.recovery.attempt_budget.map(|b| b.saturating_sub(1)),
+            });
         }
         let (token, link) = self.new_token(TokenPurpose::Activation);
         let code = self.new_code(&member)?;
@@ -885,12 +890,8 @@ impl AccountService {
     ) -> Result<LoginOutcome, ServiceError> {
         let now = self.inner.clock.now();
         let policy = &self.inner.policy;
-        if password.char_count()
-            > policy
-                .password
-                .max_length
-                .max(crate::password::PasswordPolicy::MAX_LENGTH_LIMIT)
-        {
+        // Longer than any password the policy accepts: refused before hashing.
+        if policy.password.exceeds_max_length(&password) {
             return Err(invalid("password", "too long"));
         }
         let Ok(member) = member_id.parse::<MemberId>() else {
