@@ -385,13 +385,13 @@ impl<P> Model<P> {
         match step {
             Step::Advance(_) | Step::ToDeadline { .. } => E::Nothing,
             Step::Register { proofs_ok } => {
-                if self.has_profile() {
-                    E::AlreadyRegistered
-                } else if self.exhausted() {
+                if self.exhausted() {
                     E::Denied
                 } else if !proofs_ok {
                     self.check_failed();
                     E::ChecksFailed
+                } else if self.has_profile() {
+                    E::AlreadyRegistered
                 } else {
                     self.state = MState::Pending {
                         token: new_token,

@@ -405,18 +405,21 @@ impl Machine<'_> {
             (None, Some(_)) => return Err(Denied::UnexpectedCode),
             _ => {}
         }
+        // Proofs first, whatever the state: a registration with wrong proofs must answer the
+        // same for an existing account as for anyone else (no account enumeration), and it
+        // counts against the same identity-check budget as recovery.
+        if self.checks_exhausted() {
+            return Err(Denied::ChecksExhausted);
+        }
+        if !self.proofs_pass(&reg.proofs, &r.proofs, None)? {
+            return Ok(self.check_failed());
+        }
         if let Some(p) = self.rec.state.profile().cloned() {
             self.audit(AuditKind::RegistrationOnActive);
             if self.take_link_quota() {
                 self.notify(&p.contact.email, NoticeKind::RegistrationAttemptOnActive);
             }
             return Ok(Outcome::AlreadyRegistered);
-        }
-        if self.checks_exhausted() {
-            return Err(Denied::ChecksExhausted);
-        }
-        if !self.proofs_pass(&reg.proofs, &r.proofs, None)? {
-            return Ok(self.check_failed());
         }
         let day = local_day(self.now);
         let cooling = self

@@ -222,17 +222,16 @@ impl RecoveryRequest {
 
 /// Answer to a registration. `Submitted` covers accepted registrations, already-registered
 /// accounts and throttled resends alike; an ID that is not in the registry gets the same
-/// `ChecksFailed` as a first failed attempt.
+/// `ChecksFailed` as wrong proofs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegisterOutcome {
     /// "If the data is correct, you will receive an email."
     Submitted,
-    /// The identity proofs did not match.
-    ChecksFailed {
-        /// Attempts left, when the policy has a budget.
-        remaining: Option<u32>,
-    },
+    /// The identity proofs did not match (or the ID is not in the registry, or its budget
+    /// is spent). How many attempts are left is audited, never shown: a count that goes
+    /// down would tell a stranger that the ID exists.
+    ChecksFailed,
 }
 
 /// Answer to opening an activation link.
@@ -289,11 +288,9 @@ pub enum LoginOutcome {
 pub enum RecoveryOutcome {
     /// "If the data is correct, you will receive an email."
     Submitted,
-    /// Knowledge checks failed.
-    ChecksFailed {
-        /// Attempts left before the account locks.
-        remaining: Option<u32>,
-    },
+    /// Knowledge checks failed (or the ID is unknown, or its budget is spent). Attempts
+    /// left are audited, never shown, so the answer does not tell whether the ID exists.
+    ChecksFailed,
 }
 
 /// A staff operation.
@@ -542,6 +539,11 @@ impl AccountService {
                 Ok(d) => d,
                 Err(denied) => return Ok(Err(denied)),
             };
+            if decision.next == record && decision.effects.is_empty() {
+                // Nothing happened (e.g. an unlock request for an account that is not
+                // locked, or for an ID with no account): write nothing.
+                return Ok(Ok(Applied { decision }));
+            }
             let version = record.version;
             let (outbox, audit) = self.effects(&decision, version, now, secrets);
             match self
@@ -737,9 +739,7 @@ impl AccountService {
         if facts.is_none() {
             // Not in the registry: the data does not match, which is also what a member
             // whose proofs fail hears on a first attempt.
-            return Ok(RegisterOutcome::ChecksFailed {
-                remaining: policy.recovery.attempt_budget.map(|b| b.saturating_sub(1)),
-            });
+            return Ok(RegisterOutcome::ChecksFailed);
         }
         let (token, link) = self.new_token(TokenPurpose::Activation);
         let code = self.new_code(&member)?;
@@ -760,9 +760,11 @@ impl AccountService {
         });
         match self.apply(&member, now, &cmd, Some(&secrets)).await? {
             Ok(a) => Ok(match a.decision.outcome {
-                Outcome::ChecksFailed { remaining } => RegisterOutcome::ChecksFailed { remaining },
+                Outcome::ChecksFailed { .. } => RegisterOutcome::ChecksFailed,
                 _ => RegisterOutcome::Submitted,
             }),
+            // A spent budget answers like any failed check.
+            Err(Denied::ChecksExhausted) => Ok(RegisterOutcome::ChecksFailed),
             Err(d) => Err(d.into()),
         }
     }
@@ -1035,9 +1037,8 @@ impl AccountService {
             .iter()
             .any(|p| *p != Proof::RegisteredEmail);
         if record.is_none() || facts.is_none() {
-            let remaining = policy.recovery.attempt_budget.map(|b| b.saturating_sub(1));
             return Ok(if knowledge {
-                RecoveryOutcome::ChecksFailed { remaining }
+                RecoveryOutcome::ChecksFailed
             } else {
                 RecoveryOutcome::Submitted
             });
@@ -1053,9 +1054,7 @@ impl AccountService {
         });
         match self.apply(&member, now, &cmd, Some(&secrets)).await? {
             Ok(a) => Ok(match a.decision.outcome {
-                Outcome::ChecksFailed { remaining } if knowledge => {
-                    RecoveryOutcome::ChecksFailed { remaining }
-                }
+                Outcome::ChecksFailed { .. } if knowledge => RecoveryOutcome::ChecksFailed,
                 _ => RecoveryOutcome::Submitted,
             }),
             Err(d) => Err(d.into()),

@@ -1,0 +1,1581 @@
+//! End-to-end flows of the async service, walking the seeds step by step: the service decides
+//! and commits, the outbox dispatcher renders and sends the mails, and the tests read the
+//! links and codes back out of the mails like a member would.
+//!
+//! * ISSPOL (seeds 000, 001): register → code + link → activate → login → lockout with
+//!   20-minute automatic unlock → recovery by cédula + registered email → staff email change.
+//! * IESS (seeds 002, 003, 004): first-time generation with registry questions, security
+//!   image and questions → 15-minute link → recovery with a 5-attempt budget → staff unlock
+//!   → email change in recovery → declaration → 3-failure lockout → 3-minute unlock link →
+//!   staff-assisted unlock → foreigners enrolled by staff.
+//! * `recommended()`: the same lifecycle with its own numbers.
+//! * Enumeration resistance and "no secret in the store" after every flow.
+#![allow(clippy::disallowed_methods)]
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use afiliado::core::{Denied, LockReason};
+use afiliado::crypto::{DigestKey, HashParams};
+use afiliado::memory::{MemoryDirectory, MemoryMailer, MemoryStore};
+use afiliado::notices::LinkBase;
+use afiliado::policy::{Ask, Policy, Proof};
+use afiliado::ports::{AccountStore, AlwaysPass, Mail, ManualClock, MemberFacts};
+use afiliado::seal::SealKey;
+use afiliado::service::{
+    AccountService, ActivateOutcome, Answers, LinkStatus, LoginOutcome, OutboxDispatcher,
+    RecordQuestion, RecoveryOutcome, RecoveryRequest, RegisterOutcome, RegisterRequest,
+    ServiceError, StaffRequest, normalize_answer,
+};
+use afiliado::{Email, MemberId, MemberIdKind, Password};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+const BASE: &str = "https://afiliados.example.ec";
+const T0: OffsetDateTime = datetime!(2026-11-22 19:00 -5);
+
+const SUBJECT_ACTIVATION: &str = "Active su cuenta de afiliado";
+const SUBJECT_UNLOCK_LINK: &str = "Desbloqueo de su cuenta";
+const SUBJECT_RESET_LINK: &str = "Restablecimiento de su contraseña";
+const SUBJECT_LOCKED: &str = "Su cuenta ha sido bloqueada";
+const SUBJECT_UNLOCKED: &str = "Su cuenta ha sido desbloqueada";
+const SUBJECT_PASSWORD_CHANGED: &str = "Su contraseña ha sido cambiada";
+const SUBJECT_EMAIL_CHANGED_FROM: &str = "Cambio del correo electrónico de su cuenta";
+const SUBJECT_EMAIL_CHANGED_TO: &str = "Nuevo correo electrónico de contacto";
+
+const HUMAN: &str = "captcha-ok";
+const LANDLINE: &str = "02 234-5678";
+/// Enrolled security image and questions (IESS, seed 004).
+const IMAGE: &str = "Colibrí";
+const SECURITY: [(&str, &str); 2] = [("mascota", "Firulais"), ("ciudad_natal", "Portoviejo")];
+/// The same answers as a member types them later: other case, accents, stray spaces.
+const SECURITY_TYPED: [(&str, &str); 2] =
+    [("mascota", "  FIRULÁIS "), ("ciudad_natal", "portoVIEJO")];
+
+/// Passes ISSPOL (lower + upper + digit, ≥ 8), IESS (8–15 letters/digits) and
+/// recommended (≥ 15) alike.
+const UNIVERSAL_PW: &str = "Quinde7LagoAzul";
+
+/// A valid cédula that is not in any registry of these tests.
+const UNKNOWN_ID: &str = "1712345675";
+const FOREIGNER_ID: &str = "EXT20240001";
+const ALL_IDS: [&str; 4] = ["1710034065", "0926687856", UNKNOWN_ID, FOREIGNER_ID];
+
+// ---------------------------------------------------------------------------------------------
+// Members
+// ---------------------------------------------------------------------------------------------
+
+struct Member {
+    id: &'static str,
+    email: &'static str,
+    mobile: &'static str,
+    facts: MemberFacts,
+}
+
+fn facts(
+    id: &str,
+    names: &str,
+    birth: time::Date,
+    affiliate: &str,
+    employers: &[&str],
+    years: &[u16],
+) -> MemberFacts {
+    let member: MemberId = id.parse().expect("valid member id");
+    let mut f = MemberFacts::new(member, names, birth);
+    f.affiliate_number = Some(affiliate.to_owned());
+    f.employers = employers.iter().map(|e| (*e).to_owned()).collect();
+    f.contribution_years = years.to_vec();
+    f
+}
+
+fn ana() -> Member {
+    Member {
+        id: "1710034065",
+        email: "ana.perez@example.ec",
+        mobile: "0991234567",
+        facts: facts(
+            "1710034065",
+            "ANA LUCÍA PÉREZ CEVALLOS",
+            date!(1980 - 05 - 17),
+            "ISS-204518",
+            &["Policía Nacional del Ecuador"],
+            &[2001, 2010, 2025],
+        ),
+    }
+}
+
+fn luis() -> Member {
+    Member {
+        id: "0926687856",
+        email: "luis.mora@example.ec",
+        mobile: "0987654321",
+        facts: facts(
+            "0926687856",
+            "LUIS ALBERTO MORA VÉLEZ",
+            date!(1985 - 03 - 14),
+            "AF-771203",
+            &["Banco del Pacífico S.A.", "Corporación Favorita C.A."],
+            &[2008, 2012, 2019, 2025],
+        ),
+    }
+}
+
+/// Looks like a member, but the registry does not know the cédula.
+fn stranger() -> Member {
+    Member {
+        id: UNKNOWN_ID,
+        email: "nadie@example.ec",
+        mobile: "0998887766",
+        facts: facts(
+            UNKNOWN_ID,
+            "NADIE",
+            date!(1990 - 01 - 01),
+            "ISS-999999",
+            &["Ninguna"],
+            &[2015, 2020],
+        ),
+    }
+}
+
+fn maria_foreigner() -> Member {
+    Member {
+        id: FOREIGNER_ID,
+        email: "maria.gonzalez@example.com",
+        mobile: "0976543210",
+        facts: facts(
+            FOREIGNER_ID,
+            "MARÍA GONZÁLEZ RODRÍGUEZ",
+            date!(1990 - 09 - 02),
+            "EXT-1",
+            &["Constructora Andina Cía. Ltda."],
+            &[2024, 2025],
+        ),
+    }
+}
+
+fn record_answer(q: RecordQuestion, f: &MemberFacts) -> String {
+    match q {
+        // Typed in capitals and without accents: answers are normalised.
+        RecordQuestion::Employer => f.employers[0].to_uppercase(),
+        RecordQuestion::FirstContributionYear => {
+            f.contribution_years.iter().min().unwrap().to_string()
+        }
+        RecordQuestion::LastContributionYear => {
+            f.contribution_years.iter().max().unwrap().to_string()
+        }
+        other => panic!("unexpected record question {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    store: Arc<MemoryStore>,
+    mailer: Arc<MemoryMailer>,
+    service: AccountService,
+    dispatcher: OutboxDispatcher,
+    /// Every password, token, code and answer the flow used, for the final store check.
+    secrets: RefCell<Vec<String>>,
+}
+
+impl Harness {
+    fn new(policy: Policy, members: &[&Member]) -> Self {
+        let mut policy = policy;
+        policy.hashing = HashParams::danger_insecure_for_tests();
+        let mut rng = StdRng::seed_from_u64(20_261_122);
+        let digest_key = DigestKey::generate(&mut rng);
+        let seal_key = SealKey::generate(&mut rng);
+        let clock = Arc::new(ManualClock::new(T0));
+        let store = Arc::new(MemoryStore::new());
+        let directory = members
+            .iter()
+            .fold(MemoryDirectory::new(), |d, m| d.with(m.facts.clone()));
+        let mailer = Arc::new(MemoryMailer::new());
+        let service = AccountService::builder(policy, digest_key, seal_key.clone())
+            .store(store.clone())
+            .directory(Arc::new(directory))
+            .human_check(Arc::new(AlwaysPass))
+            .clock(clock.clone())
+            .build()
+            .expect("service builds");
+        let dispatcher = OutboxDispatcher::new(
+            store.clone(),
+            mailer.clone(),
+            seal_key,
+            LinkBase::new(BASE).expect("valid link base"),
+            clock.clone(),
+        );
+        Self {
+            clock,
+            store,
+            mailer,
+            service,
+            dispatcher,
+            secrets: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn policy(&self) -> &Policy {
+        self.service.policy()
+    }
+
+    fn set(&self, t: OffsetDateTime) {
+        self.clock.set(t);
+    }
+
+    fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        afiliado::ports::Clock::now(&*self.clock)
+    }
+
+    fn note(&self, secret: &str) {
+        self.secrets.borrow_mut().push(secret.to_owned());
+    }
+
+    /// A password typed by the member (remembered for the store check).
+    fn pw(&self, s: &str) -> Password {
+        self.note(s);
+        Password::new(s)
+    }
+
+    // ---- mail ----
+
+    /// Runs the dispatcher once; returns the mails it sent, in order.
+    async fn deliver(&self) -> Vec<Mail> {
+        let before = self.mailer.sent().len();
+        let report = self.dispatcher.run_once(1000).await.expect("dispatch");
+        assert_eq!(report.retried, 0, "no mail retried");
+        assert_eq!(report.dead_lettered, 0, "no mail dead-lettered");
+        let sent = self.mailer.sent();
+        assert_eq!(
+            report.sent,
+            sent.len() - before,
+            "report matches the mailer"
+        );
+        sent[before..].to_vec()
+    }
+
+    /// The latest mail sent to `to`.
+    fn latest(&self, to: &str) -> Mail {
+        let addr: Email = to.parse().expect("valid email");
+        self.mailer
+            .sent()
+            .into_iter()
+            .rev()
+            .find(|m| m.to.matches(&addr))
+            .unwrap_or_else(|| panic!("no mail to {to}"))
+    }
+
+    /// The token of the `{BASE}{path}?token=` link in `mail`.
+    fn token(&self, mail: &Mail, path: &str) -> String {
+        let prefix = format!("{BASE}{path}?token=");
+        let at = mail
+            .text
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no {path} link in mail {:?}", mail.subject));
+        let token: String = mail.text[at + prefix.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        assert_eq!(token.len(), 43, "a 256-bit base64url token");
+        self.note(&token);
+        token
+    }
+
+    /// The activation code: the run of exactly N digits (N = policy code digits) that follows
+    /// the word "código"; `None` when the policy uses no code (and the mail then shows none).
+    fn code(&self, mail: &Mail) -> Option<String> {
+        let Some(digits) = self.policy().activation.code_digits else {
+            assert!(
+                !mail.text.contains("código de activación"),
+                "no code in a link-only activation mail"
+            );
+            return None;
+        };
+        let digits = usize::from(digits);
+        let mut found: Vec<String> = mail
+            .text
+            .match_indices("código")
+            .filter_map(|(i, w)| {
+                let rest = &mail.text[i + w.len()..];
+                let start = rest.find(|c: char| c.is_ascii_digit())?;
+                let run: String = rest[start..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                (run.len() == digits).then_some(run)
+            })
+            .collect();
+        found.dedup();
+        assert_eq!(
+            found.len(),
+            1,
+            "exactly one {digits}-digit code in the mail"
+        );
+        let code = found.pop().unwrap();
+        self.note(&code);
+        Some(code)
+    }
+
+    // ---- forms ----
+
+    /// The registry answers a member gives (affiliate number, birth day/month, record
+    /// questions), for registration or recovery as the policy asks.
+    fn registry_answers(&self, m: &Member, for_recovery: bool) -> Answers {
+        let policy = self.policy();
+        let proofs = if for_recovery {
+            &policy.recovery.proofs
+        } else {
+            &policy.registration.proofs
+        };
+        let mut a = Answers::default();
+        if proofs.contains(&Proof::AffiliateNumber) {
+            a.affiliate_number = m.facts.affiliate_number.clone();
+        }
+        if proofs.contains(&Proof::BirthDayMonth) {
+            let b = m.facts.birth_date;
+            a.birth_day_month = Some((b.day(), u8::from(b.month())));
+        }
+        a.record = self
+            .service
+            .record_questions(for_recovery)
+            .into_iter()
+            .map(|q| (q, record_answer(q, &m.facts)))
+            .collect();
+        a
+    }
+
+    /// A complete registration form for `m` under the harness policy.
+    fn form(&self, m: &Member) -> RegisterRequest {
+        let reg = &self.policy().registration;
+        let mut req = RegisterRequest::new(m.id, m.email);
+        if reg.mobile != Ask::No {
+            req.mobile = Some(m.mobile.to_owned());
+        }
+        if reg.landline != Ask::No {
+            req.landline = Some(LANDLINE.to_owned());
+        }
+        req.terms_accepted = reg.terms.is_some();
+        if reg.human_check {
+            req.human_response = Some(HUMAN.to_owned());
+        }
+        req.answers = self.registry_answers(m, false);
+        if reg.security_image {
+            self.note(IMAGE);
+            self.note(&normalize_answer(IMAGE));
+            req.answers.security_image = Some(IMAGE.to_owned());
+        }
+        for (q, a) in SECURITY.iter().take(usize::from(reg.security_questions)) {
+            self.note(a);
+            self.note(&normalize_answer(a));
+            req.answers
+                .security
+                .push(((*q).to_owned(), (*a).to_owned()));
+        }
+        req
+    }
+
+    /// A complete, correct recovery form for `m` under the harness policy.
+    fn recovery(&self, m: &Member) -> RecoveryRequest {
+        let rp = &self.policy().recovery;
+        let mut req = RecoveryRequest::new(m.id);
+        if rp.human_check {
+            req.human_response = Some(HUMAN.to_owned());
+        }
+        if rp.proofs.contains(&Proof::RegisteredEmail) {
+            req.email = Some(m.email.to_owned());
+        }
+        req.answers = self.registry_answers(m, true);
+        for proof in &rp.proofs {
+            if let Proof::SecurityQuestions { count } = proof {
+                for (q, a) in SECURITY_TYPED.iter().take(usize::from(*count)) {
+                    self.note(a);
+                    req.answers
+                        .security
+                        .push(((*q).to_owned(), (*a).to_owned()));
+                }
+            }
+        }
+        req
+    }
+
+    // ---- steps ----
+
+    async fn login(&self, id: &str, password: &str) -> LoginOutcome {
+        self.service
+            .login(id, self.pw(password))
+            .await
+            .expect("login answers")
+    }
+
+    fn success(id: &str) -> LoginOutcome {
+        LoginOutcome::Success {
+            member: id.parse().unwrap(),
+        }
+    }
+
+    /// Register → mail → activate, at the current time.
+    async fn activate_member(&self, m: &Member, password: &str) {
+        assert_eq!(
+            self.service.register(self.form(m)).await.unwrap(),
+            RegisterOutcome::Submitted
+        );
+        let mails = self.deliver().await;
+        assert_eq!(mails.len(), 1, "one activation mail");
+        let mail = self.latest(m.email);
+        assert_eq!(mail.subject, SUBJECT_ACTIVATION);
+        let token = self.token(&mail, "/activar");
+        let code = self.code(&mail);
+        let out = self
+            .service
+            .activate(
+                &token,
+                code.as_deref(),
+                self.pw(password),
+                self.pw(password),
+            )
+            .await
+            .expect("activation");
+        assert_eq!(out, ActivateOutcome::Activated);
+    }
+
+    async fn staff(&self, id: &str, request: StaffRequest) -> Result<(), ServiceError> {
+        self.service
+            .staff(
+                "mquintanilla",
+                "verificación presencial de identidad",
+                id,
+                request,
+            )
+            .await
+    }
+
+    /// DESIGN §2 invariant 5 / §5: records, audit log and outbox hold no secret in clear.
+    async fn assert_no_secret_stored(&self) {
+        let mut dumps = Vec::new();
+        for id in ALL_IDS {
+            let member: MemberId = id.parse().unwrap();
+            if let Some(record) = self.store.load(&member).await.unwrap() {
+                dumps.push(serde_json::to_string(&record).expect("record serialises"));
+            }
+            let audit = self.store.audit_log(&member).await.unwrap();
+            dumps.push(serde_json::to_string(&audit).expect("audit serialises"));
+        }
+        dumps.push(format!("{:?}", self.store.outbox()));
+        dumps.push(format!("{:?}", self.store));
+        let secrets = self.secrets.borrow();
+        assert!(!secrets.is_empty(), "the flow used secrets");
+        for (i, dump) in dumps.iter().enumerate() {
+            for s in secrets.iter() {
+                // Short numeric codes could appear inside dates or hex digests by chance;
+                // a code stored in clear would appear as a quoted string.
+                let needle = if s.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("\"{s}\"")
+                } else {
+                    s.clone()
+                };
+                assert!(
+                    !dump.contains(&needle),
+                    "dump #{i} holds a secret in clear ({} chars)",
+                    s.len()
+                );
+            }
+        }
+    }
+}
+
+fn minutes(n: i64) -> Duration {
+    Duration::minutes(n)
+}
+
+fn denied(r: Result<impl std::fmt::Debug, ServiceError>) -> Denied {
+    match r {
+        Err(ServiceError::Denied(d)) => d,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ISSPOL (seeds 000, 001)
+// ---------------------------------------------------------------------------------------------
+
+/// Seed 001 (registration with affiliate number, 4-digit code + link, password rules) and
+/// seed 000 (login by cédula, 20-minute automatic unlock, "olvidó su contraseña").
+#[tokio::test]
+async fn isspol_register_activate_login_lock_and_recover() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+
+    // Steps 7–11: cédula, email, mobile, affiliate number; the terms box is mandatory.
+    let mut no_terms = h.form(&ana);
+    no_terms.terms_accepted = false;
+    assert_eq!(
+        denied(h.service.register(no_terms).await),
+        Denied::TermsNotAccepted
+    );
+    let mut no_mobile = h.form(&ana);
+    no_mobile.mobile = None;
+    assert_eq!(
+        denied(h.service.register(no_mobile).await),
+        Denied::MissingContact("mobile")
+    );
+    assert_eq!(h.deliver().await.len(), 0);
+
+    // Step 12–13: accepted; the mail (through the outbox) carries a link and a 4-digit code.
+    assert_eq!(
+        h.service.register(h.form(&ana)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert!(h.mailer.sent().is_empty(), "mail goes through the outbox");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    let mail = h.latest(ana.email);
+    assert_eq!(mail.subject, SUBJECT_ACTIVATION);
+    let token = h.token(&mail, "/activar");
+    let code = h.code(&mail).expect("ISSPOL mails a code");
+    assert_eq!(code.len(), 4);
+
+    // Step 15: opening the link (or a mail scanner doing so) consumes nothing.
+    let valid = LinkStatus::Valid {
+        expires_at: T0 + minutes(25),
+        code_required: true,
+    };
+    for _ in 0..3 {
+        assert_eq!(h.service.inspect_activation(&token).await.unwrap(), valid);
+    }
+
+    // Steps 16–19: password (min 8, lower + upper + digit) + confirmation + code.
+    h.set(T0 + minutes(5));
+    let weak = h
+        .service
+        .activate(
+            &token,
+            Some(&code),
+            h.pw("quinde7lago"),
+            h.pw("quinde7lago"),
+        )
+        .await;
+    assert!(matches!(denied(weak), Denied::PasswordRejected(_)));
+    let mismatch = h
+        .service
+        .activate(
+            &token,
+            Some(&code),
+            h.pw("Quinde7Lago"),
+            h.pw("Quinde7Lagos"),
+        )
+        .await;
+    assert_eq!(denied(mismatch), Denied::ConfirmationMismatch);
+    assert_eq!(h.service.inspect_activation(&token).await.unwrap(), valid);
+    assert_eq!(
+        h.service
+            .activate(
+                &token,
+                Some(&code),
+                h.pw("Quinde7Lago"),
+                h.pw("Quinde7Lago")
+            )
+            .await
+            .unwrap(),
+        ActivateOutcome::Activated
+    );
+    // Single use.
+    assert!(
+        h.service
+            .activate(
+                &token,
+                Some(&code),
+                h.pw("Quinde7Lago"),
+                h.pw("Quinde7Lago")
+            )
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        h.service.inspect_activation(&token).await.unwrap(),
+        LinkStatus::Invalid
+    );
+
+    // Seed 000: user = cédula (typed with a hyphen), password.
+    h.set(T0 + minutes(6));
+    assert_eq!(
+        h.login("171003406-5", "Quinde7Lago").await,
+        Harness::success(ana.id)
+    );
+
+    // Five wrong passwords, the last at 19:40, lock the account (ISSPOL tells the member).
+    for minute in 36..40 {
+        h.set(T0 + minutes(minute));
+        assert_eq!(h.login(ana.id, "Quinde7Lag0").await, LoginOutcome::Failed);
+    }
+    let lock_at = datetime!(2026-11-22 19:40 -5);
+    h.set(lock_at);
+    let until = Some(datetime!(2026-11-22 20:00 -5));
+    assert_eq!(
+        h.login(ana.id, "Quinde7Lag0").await,
+        LoginOutcome::Locked { until }
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_LOCKED);
+    assert!(mails[0].to.matches(&ana.email.parse().unwrap()));
+    assert!(mails[0].text.contains("22/11/2026 20:00 (hora de Ecuador)"));
+
+    // "Espere 20 minutos": at 19:59 even the right password is refused …
+    h.set(datetime!(2026-11-22 19:59 -5));
+    assert_eq!(
+        h.login(ana.id, "Quinde7Lago").await,
+        LoginOutcome::Locked { until }
+    );
+    h.set(datetime!(2026-11-22 19:59:59 -5));
+    assert_eq!(
+        h.login(ana.id, "Quinde7Lago").await,
+        LoginOutcome::Locked { until }
+    );
+    // … and at 20:00 it works.
+    h.set(datetime!(2026-11-22 20:00 -5));
+    assert_eq!(
+        h.login(ana.id, "Quinde7Lago").await,
+        Harness::success(ana.id)
+    );
+
+    // "Olvidó su contraseña": cédula + the registered email (case of the local part ignored).
+    h.set(datetime!(2026-11-22 20:05 -5));
+    let mut forgot = h.recovery(&ana);
+    forgot.email = Some("Ana.Perez@Example.EC".into());
+    assert_eq!(
+        h.service.start_recovery(forgot).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_RESET_LINK);
+    let reset = h.token(&h.latest(ana.email), "/restablecer");
+
+    h.set(datetime!(2026-11-22 20:10 -5));
+    h.service
+        .reset_password(&reset, h.pw("Volcan9Nube"), h.pw("Volcan9Nube"), false)
+        .await
+        .expect("reset");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_PASSWORD_CHANGED);
+    assert!(
+        h.service
+            .reset_password(&reset, h.pw("Volcan9Nube"), h.pw("Volcan9Nube"), false)
+            .await
+            .is_err(),
+        "reset links are single use"
+    );
+
+    assert_eq!(
+        h.login(ana.id, "Volcan9Nube").await,
+        Harness::success(ana.id)
+    );
+    assert_eq!(h.login(ana.id, "Quinde7Lago").await, LoginOutcome::Failed);
+
+    h.assert_no_secret_stored().await;
+}
+
+/// Seed 001 note: the code lasts 25 minutes; afterwards the member registers again.
+#[tokio::test]
+async fn isspol_expired_code_forces_a_new_registration() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    assert_eq!(
+        h.service.register(h.form(&ana)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    h.deliver().await;
+    let mail = h.latest(ana.email);
+    let old_token = h.token(&mail, "/activar");
+    let old_code = h.code(&mail).unwrap();
+
+    h.set(T0 + minutes(25) - Duration::seconds(1));
+    assert!(matches!(
+        h.service.inspect_activation(&old_token).await.unwrap(),
+        LinkStatus::Valid { .. }
+    ));
+    h.set(T0 + minutes(25));
+    assert_eq!(
+        h.service.inspect_activation(&old_token).await.unwrap(),
+        LinkStatus::Invalid
+    );
+    assert!(
+        h.service
+            .activate(
+                &old_token,
+                Some(&old_code),
+                h.pw("Quinde7Lago"),
+                h.pw("Quinde7Lago")
+            )
+            .await
+            .is_err(),
+        "activation at 25:00 fails"
+    );
+    assert_eq!(h.login(ana.id, "Quinde7Lago").await, LoginOutcome::Failed);
+
+    // "Deberá volver a realizar el registro desde el paso No. 6."
+    assert_eq!(
+        h.service.register(h.form(&ana)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 1);
+    let mail = h.latest(ana.email);
+    let token = h.token(&mail, "/activar");
+    let code = h.code(&mail).unwrap();
+    assert_ne!(token, old_token);
+    assert_eq!(
+        h.service.inspect_activation(&old_token).await.unwrap(),
+        LinkStatus::Invalid
+    );
+
+    h.advance(minutes(3));
+    let wrong_code = format!("{}{}", &code[..3], (code.as_bytes()[3] - b'0' + 1) % 10);
+    assert_eq!(
+        h.service
+            .activate(
+                &token,
+                Some(&wrong_code),
+                h.pw("Quinde7Lago"),
+                h.pw("Quinde7Lago")
+            )
+            .await
+            .unwrap(),
+        ActivateOutcome::WrongCode { attempts_left: 4 }
+    );
+    assert_eq!(
+        h.service
+            .activate(
+                &token,
+                Some(&code),
+                h.pw("Quinde7Lago"),
+                h.pw("Quinde7Lago")
+            )
+            .await
+            .unwrap(),
+        ActivateOutcome::Activated
+    );
+    assert_eq!(
+        h.login(ana.id, "Quinde7Lago").await,
+        Harness::success(ana.id)
+    );
+
+    h.assert_no_secret_stored().await;
+}
+
+/// Seed 000 "olvidó su contraseña" with a wrong email: the same answer, and no mail at all.
+#[tokio::test]
+async fn isspol_recovery_with_a_wrong_email_answers_alike_and_sends_nothing() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    h.advance(minutes(10));
+
+    let mut wrong = h.recovery(&ana);
+    wrong.email = Some("otra.persona@example.ec".into());
+    assert_eq!(
+        h.service.start_recovery(wrong).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 0, "nothing sent for a wrong email");
+
+    let mut unknown = RecoveryRequest::new(UNKNOWN_ID);
+    unknown.email = Some("ana.perez@example.ec".into());
+    assert_eq!(
+        h.service.start_recovery(unknown).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    assert_eq!(
+        h.deliver().await.len(),
+        0,
+        "nothing sent for an unknown cédula"
+    );
+
+    // ISSPOL has no email change in recovery (staff only).
+    let mut change = h.recovery(&ana);
+    change.new_email = Some("ana.nueva@gmail.com".into());
+    assert_eq!(
+        denied(h.service.start_recovery(change).await),
+        Denied::EmailChangeNotAllowed
+    );
+
+    // The right email still works afterwards.
+    assert_eq!(
+        h.service.start_recovery(h.recovery(&ana)).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_RESET_LINK);
+    h.token(&mails[0], "/restablecer");
+
+    h.assert_no_secret_stored().await;
+}
+
+/// Seed 000 "no recordar el correo": staff changes it; old and new addresses are told; the
+/// member then recovers with the new address.
+#[tokio::test]
+async fn isspol_staff_changes_the_email_then_the_member_recovers() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    h.advance(minutes(30));
+
+    let new_email = "ana.nueva@gmail.com";
+    h.staff(ana.id, StaffRequest::ChangeEmail(new_email.into()))
+        .await
+        .expect("staff email change");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 2, "old and new address are notified");
+    let old = h.latest(ana.email);
+    assert_eq!(old.subject, SUBJECT_EMAIL_CHANGED_FROM);
+    assert!(old.text.contains("a***@gmail.com"), "new address masked");
+    assert!(!old.text.contains(new_email));
+    let new = h.latest(new_email);
+    assert_eq!(new.subject, SUBJECT_EMAIL_CHANGED_TO);
+
+    // Recovery with the old address sends nothing; with the new one, the link goes there.
+    let mut with_old = h.recovery(&ana);
+    with_old.email = Some(ana.email.into());
+    assert_eq!(
+        h.service.start_recovery(with_old).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 0);
+
+    let mut with_new = h.recovery(&ana);
+    with_new.email = Some(new_email.into());
+    assert_eq!(
+        h.service.start_recovery(with_new).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].to.matches(&new_email.parse().unwrap()));
+    let reset = h.token(&mails[0], "/restablecer");
+    h.advance(minutes(2));
+    h.service
+        .reset_password(&reset, h.pw("Volcan9Nube"), h.pw("Volcan9Nube"), false)
+        .await
+        .expect("reset");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_PASSWORD_CHANGED);
+    assert!(mails[0].to.matches(&new_email.parse().unwrap()));
+    assert_eq!(
+        h.login(ana.id, "Volcan9Nube").await,
+        Harness::success(ana.id)
+    );
+
+    h.assert_no_secret_stored().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// IESS (seeds 002, 003, 004)
+// ---------------------------------------------------------------------------------------------
+
+/// Seed 004 "emitir la clave": birth date, record questions, contact data, security image
+/// and questions, terms, human check; seed 002 step 10: the link lasts 15 minutes.
+#[tokio::test]
+async fn iess_first_generation_link_lasts_fifteen_minutes() {
+    let luis = luis();
+    let h = Harness::new(Policy::iess(), &[&luis]);
+    assert_eq!(
+        h.service.record_questions(false),
+        vec![
+            RecordQuestion::Employer,
+            RecordQuestion::FirstContributionYear,
+            RecordQuestion::LastContributionYear
+        ]
+    );
+
+    // "No soy un robot" is required.
+    let mut robot = h.form(&luis);
+    robot.human_response = None;
+    assert!(matches!(
+        h.service.register(robot).await,
+        Err(ServiceError::HumanCheckFailed)
+    ));
+    // The security image is part of the enrollment.
+    let mut no_image = h.form(&luis);
+    no_image.answers.security_image = None;
+    assert_eq!(
+        denied(h.service.register(no_image).await),
+        Denied::MissingEnrollment("security_image")
+    );
+    assert_eq!(h.deliver().await.len(), 0);
+
+    assert_eq!(
+        h.service.register(h.form(&luis)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 1);
+    let mail = h.latest(luis.email);
+    assert_eq!(mail.subject, SUBJECT_ACTIVATION);
+    let token = h.token(&mail, "/activar");
+    assert_eq!(h.code(&mail), None, "IESS activation is link only");
+    assert_eq!(
+        h.service.inspect_activation(&token).await.unwrap(),
+        LinkStatus::Valid {
+            expires_at: T0 + minutes(15),
+            code_required: false
+        }
+    );
+
+    // At 15:00 the link is dead.
+    h.set(T0 + minutes(15));
+    assert!(
+        h.service
+            .activate(&token, None, h.pw("Manglar2026"), h.pw("Manglar2026"))
+            .await
+            .is_err()
+    );
+
+    // A new generation, used at 14:59.
+    assert_eq!(
+        h.service.register(h.form(&luis)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 1);
+    let token = h.token(&h.latest(luis.email), "/activar");
+    h.advance(minutes(15) - Duration::seconds(1));
+    // Seed 002 step 12: letters and digits only.
+    let symbols = h
+        .service
+        .activate(&token, None, h.pw("Manglar-2026"), h.pw("Manglar-2026"))
+        .await;
+    assert!(matches!(denied(symbols), Denied::PasswordRejected(_)));
+    assert_eq!(
+        h.service
+            .activate(&token, None, h.pw("Manglar2026"), h.pw("Manglar2026"))
+            .await
+            .unwrap(),
+        ActivateOutcome::Activated
+    );
+    assert_eq!(
+        h.login(luis.id, "Manglar2026").await,
+        Harness::success(luis.id)
+    );
+
+    h.assert_no_secret_stored().await;
+}
+
+/// Seed 002 steps 5–12: recovery with birth day/month, 2 record and 2 security questions,
+/// 5 attempts then blocked; staff unlock; email change after the checks; declaration.
+#[tokio::test]
+async fn iess_recovery_budget_staff_unlock_email_change_and_declaration() {
+    let luis = luis();
+    let h = Harness::new(Policy::iess(), &[&luis]);
+    h.activate_member(&luis, "Manglar2026").await;
+    h.advance(minutes(60));
+
+    // Four wrong attempts: the budget counts down.
+    for remaining in (1..=4).rev() {
+        let mut wrong = h.recovery(&luis);
+        wrong.answers.birth_day_month = Some((15, 3));
+        assert_eq!(
+            h.service.start_recovery(wrong).await.unwrap(),
+            RecoveryOutcome::ChecksFailed,
+            "{remaining} attempts left (audited, not shown)"
+        );
+        h.advance(minutes(1));
+    }
+    assert_eq!(h.deliver().await.len(), 0, "failed checks mail nothing");
+
+    // The fifth (a wrong security answer this time) blocks the account.
+    let mut wrong = h.recovery(&luis);
+    wrong.answers.security[1].1 = "Manta".into();
+    assert_eq!(
+        h.service.start_recovery(wrong).await.unwrap(),
+        RecoveryOutcome::ChecksFailed
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_LOCKED);
+    assert!(mails[0].to.matches(&luis.email.parse().unwrap()));
+    let record = h
+        .store
+        .load(&luis.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.state.lock().map(|l| (l.reason, l.auto_unlock_at)),
+        Some((LockReason::FailedRecovery, None))
+    );
+    // Blocked: the right password does not log in, and right answers do not help either.
+    assert_eq!(h.login(luis.id, "Manglar2026").await, LoginOutcome::Failed);
+    assert_eq!(
+        h.service.start_recovery(h.recovery(&luis)).await.unwrap(),
+        RecoveryOutcome::ChecksFailed
+    );
+    assert_eq!(h.deliver().await.len(), 0);
+
+    // Staff-assisted unlock (seed 004).
+    h.staff(luis.id, StaffRequest::Unlock)
+        .await
+        .expect("staff unlock");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_UNLOCKED);
+    assert_eq!(
+        h.login(luis.id, "Manglar2026").await,
+        Harness::success(luis.id)
+    );
+
+    // Right answers (typed in another case, with accents) and a new email (step 9).
+    h.advance(minutes(5));
+    let new_email = "luis.nuevo@gmail.com";
+    let mut ok = h.recovery(&luis);
+    ok.new_email = Some(new_email.into());
+    assert_eq!(
+        h.service.start_recovery(ok).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    let mails = h.deliver().await;
+    assert_eq!(
+        mails.len(),
+        3,
+        "old: changed-from; new: changed-to + reset link"
+    );
+    let to_old: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to.matches(&luis.email.parse().unwrap()))
+        .collect();
+    assert_eq!(to_old.len(), 1);
+    assert_eq!(to_old[0].subject, SUBJECT_EMAIL_CHANGED_FROM);
+    assert!(to_old[0].text.contains("l***@gmail.com"));
+    assert!(
+        !to_old[0].text.contains("?token="),
+        "no link to the old address"
+    );
+    let to_new: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to.matches(&new_email.parse().unwrap()))
+        .map(|m| m.subject.as_str())
+        .collect();
+    assert_eq!(to_new, [SUBJECT_EMAIL_CHANGED_TO, SUBJECT_RESET_LINK]);
+    let reset = h.token(&h.latest(new_email), "/restablecer");
+
+    // Step 11: the declaration must be accepted.
+    h.advance(minutes(3));
+    assert_eq!(
+        denied(
+            h.service
+                .reset_password(
+                    &reset,
+                    h.pw("Cangrejo77Rojo"),
+                    h.pw("Cangrejo77Rojo"),
+                    false
+                )
+                .await
+        ),
+        Denied::DeclarationRequired
+    );
+    // Step 12: letters and digits only.
+    assert!(matches!(
+        denied(
+            h.service
+                .reset_password(&reset, h.pw("Cangrejo-77"), h.pw("Cangrejo-77"), true)
+                .await
+        ),
+        Denied::PasswordRejected(_)
+    ));
+    h.service
+        .reset_password(&reset, h.pw("Cangrejo77Rojo"), h.pw("Cangrejo77Rojo"), true)
+        .await
+        .expect("reset with the declaration");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_PASSWORD_CHANGED);
+    assert!(mails[0].to.matches(&new_email.parse().unwrap()));
+
+    assert_eq!(
+        h.login(luis.id, "Cangrejo77Rojo").await,
+        Harness::success(luis.id)
+    );
+    assert_eq!(h.login(luis.id, "Manglar2026").await, LoginOutcome::Failed);
+
+    h.assert_no_secret_stored().await;
+}
+
+/// Seed 004 "desbloquear la clave": 3 failed logins lock; the emailed link lasts 3 minutes;
+/// staff-assisted unlock.
+#[tokio::test]
+async fn iess_lockout_three_minute_unlock_link_and_staff_unlock() {
+    let luis = luis();
+    let h = Harness::new(Policy::iess(), &[&luis]);
+    h.activate_member(&luis, "Manglar2026").await;
+    h.advance(minutes(30));
+
+    for _ in 0..3 {
+        assert_eq!(h.login(luis.id, "Manglar2025").await, LoginOutcome::Failed);
+        h.advance(minutes(1));
+    }
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_LOCKED);
+    // Locked: the right password is refused, answered like a wrong one; no automatic unlock.
+    assert_eq!(h.login(luis.id, "Manglar2026").await, LoginOutcome::Failed);
+    h.advance(Duration::days(2));
+    assert_eq!(h.login(luis.id, "Manglar2026").await, LoginOutcome::Failed);
+
+    // The unlock request needs the human check.
+    assert!(matches!(
+        h.service.request_unlock(luis.id, None).await,
+        Err(ServiceError::HumanCheckFailed)
+    ));
+    h.service
+        .request_unlock(luis.id, Some(HUMAN))
+        .await
+        .expect("unlock request");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_UNLOCK_LINK);
+    let late = h.token(&mails[0], "/desbloquear");
+    h.advance(minutes(3));
+    assert!(
+        h.service.unlock(&late).await.is_err(),
+        "the link is dead at 3:00"
+    );
+    assert_eq!(h.login(luis.id, "Manglar2026").await, LoginOutcome::Failed);
+
+    // Ask again and use it at 2:59.
+    h.service
+        .request_unlock(luis.id, Some(HUMAN))
+        .await
+        .expect("unlock request");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    let link = h.token(&mails[0], "/desbloquear");
+    assert_ne!(link, late);
+    h.advance(minutes(3) - Duration::seconds(1));
+    assert!(h.service.unlock(&late).await.is_err(), "old link replaced");
+    h.service.unlock(&link).await.expect("unlock at 2:59");
+    assert!(h.service.unlock(&link).await.is_err(), "single use");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_UNLOCKED);
+    assert_eq!(
+        h.login(luis.id, "Manglar2026").await,
+        Harness::success(luis.id)
+    );
+
+    // Locked again; unlocked by staff (Skype / in person).
+    h.advance(minutes(10));
+    for _ in 0..3 {
+        assert_eq!(h.login(luis.id, "Manglar2025").await, LoginOutcome::Failed);
+    }
+    assert_eq!(h.login(luis.id, "Manglar2026").await, LoginOutcome::Failed);
+    assert_eq!(
+        denied(
+            h.service
+                .staff(" ", "", luis.id, StaffRequest::Unlock)
+                .await
+        ),
+        Denied::MissingStaffReason
+    );
+    h.staff(luis.id, StaffRequest::Unlock)
+        .await
+        .expect("staff unlock");
+    let subjects: Vec<_> = h.deliver().await.into_iter().map(|m| m.subject).collect();
+    assert_eq!(subjects, [SUBJECT_LOCKED, SUBJECT_UNLOCKED]);
+    assert_eq!(
+        h.login(luis.id, "Manglar2026").await,
+        Harness::success(luis.id)
+    );
+
+    h.assert_no_secret_stored().await;
+}
+
+/// Seeds 002/004: foreigners without cédula are enrolled in person, then generate their
+/// password online with the foreigner code.
+#[tokio::test]
+async fn iess_foreigner_enrolled_by_staff_generates_a_password() {
+    let maria = maria_foreigner();
+    let id: MemberId = FOREIGNER_ID.parse().expect("foreigner code parses");
+    assert_eq!(id.kind(), MemberIdKind::Foreigner);
+    assert_eq!(
+        "ext20240001".parse::<MemberId>().unwrap(),
+        id,
+        "canonical upper case"
+    );
+
+    let h = Harness::new(Policy::iess(), &[]);
+    // Not in the registry yet: the answer any unknown ID gets, and no mail.
+    assert_eq!(
+        h.service.register(h.form(&maria)).await.unwrap(),
+        h.service.register(h.form(&stranger())).await.unwrap()
+    );
+    assert_eq!(h.deliver().await.len(), 0);
+
+    // Only foreigner codes are enrolled this way.
+    let mut cedula_facts = maria.facts.clone();
+    cedula_facts.member = "0926687856".parse().unwrap();
+    assert_eq!(
+        denied(
+            h.staff("0926687856", StaffRequest::EnrollForeigner(cedula_facts))
+                .await
+        ),
+        Denied::IdentifierNotAccepted(MemberIdKind::Cedula)
+    );
+    h.staff(
+        FOREIGNER_ID,
+        StaffRequest::EnrollForeigner(maria.facts.clone()),
+    )
+    .await
+    .expect("staff enrollment");
+    assert!(
+        h.store
+            .audit_log(&id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| format!("{:?}", e.kind).contains("enroll_foreigner"))
+    );
+
+    // Generation with the code typed in lower case.
+    let mut form = h.form(&maria);
+    form.member_id = "ext20240001".into();
+    assert_eq!(
+        h.service.register(form).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 1);
+    let token = h.token(&h.latest(maria.email), "/activar");
+    h.advance(minutes(4));
+    assert_eq!(
+        h.service
+            .activate(&token, None, h.pw("Andes2025Sol"), h.pw("Andes2025Sol"))
+            .await
+            .unwrap(),
+        ActivateOutcome::Activated
+    );
+    assert_eq!(
+        h.login(FOREIGNER_ID, "Andes2025Sol").await,
+        Harness::success(FOREIGNER_ID)
+    );
+
+    h.assert_no_secret_stored().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// recommended()
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn recommended_lifecycle() {
+    let ana = ana();
+    let h = Harness::new(Policy::recommended(), &[&ana]);
+    let pw = "lluvia tibia sobre el cotopaxi";
+
+    assert_eq!(
+        h.service.register(h.form(&ana)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert_eq!(h.deliver().await.len(), 1);
+    let mail = h.latest(ana.email);
+    let token = h.token(&mail, "/activar");
+    let code = h.code(&mail).unwrap();
+    assert_eq!(code.len(), 6);
+    assert_eq!(
+        h.service.inspect_activation(&token).await.unwrap(),
+        LinkStatus::Valid {
+            expires_at: T0 + minutes(15),
+            code_required: true
+        }
+    );
+
+    h.advance(minutes(2));
+    let wrong_code = format!("{}{}", &code[..5], (code.as_bytes()[5] - b'0' + 1) % 10);
+    assert_eq!(
+        h.service
+            .activate(&token, Some(&wrong_code), h.pw(pw), h.pw(pw))
+            .await
+            .unwrap(),
+        ActivateOutcome::WrongCode { attempts_left: 4 }
+    );
+    assert!(
+        h.service
+            .activate(&token, None, h.pw(pw), h.pw(pw))
+            .await
+            .is_err(),
+        "the code is required"
+    );
+    // 15 characters minimum (no composition rules).
+    let short = h
+        .service
+        .activate(
+            &token,
+            Some(&code),
+            h.pw("Corto7Lago!xyz"),
+            h.pw("Corto7Lago!xyz"),
+        )
+        .await;
+    assert!(matches!(denied(short), Denied::PasswordRejected(_)));
+    assert_eq!(
+        h.service
+            .activate(&token, Some(&code), h.pw(pw), h.pw(pw))
+            .await
+            .unwrap(),
+        ActivateOutcome::Activated
+    );
+    assert_eq!(h.login(ana.id, pw).await, Harness::success(ana.id));
+
+    // Ten failures lock for 1 minute, silently.
+    let wrong = "lluvia tibia sobre el chimborazo";
+    h.set(T0 + minutes(10));
+    for _ in 0..10 {
+        assert_eq!(h.login(ana.id, wrong).await, LoginOutcome::Failed);
+        h.advance(Duration::seconds(1));
+    }
+    let lock1 = h.now() - Duration::seconds(1);
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_LOCKED);
+    h.set(lock1 + Duration::seconds(59));
+    assert_eq!(h.login(ana.id, pw).await, LoginOutcome::Failed);
+
+    // Without a successful login in between, the next lockout lasts 5 minutes.
+    h.set(lock1 + minutes(1));
+    for _ in 0..10 {
+        assert_eq!(h.login(ana.id, wrong).await, LoginOutcome::Failed);
+        h.advance(Duration::seconds(1));
+    }
+    let lock2 = h.now() - Duration::seconds(1);
+    let record = h
+        .store
+        .load(&ana.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.state.lock().and_then(|l| l.auto_unlock_at),
+        Some(lock2 + minutes(5))
+    );
+    assert_eq!(h.deliver().await.len(), 1);
+    h.set(lock2 + minutes(5) - Duration::seconds(1));
+    assert_eq!(h.login(ana.id, pw).await, LoginOutcome::Failed);
+    h.set(lock2 + minutes(5));
+    assert_eq!(h.login(ana.id, pw).await, Harness::success(ana.id));
+
+    // Locked again (1 minute: the success reset the progression); unlocked by link.
+    h.advance(minutes(10));
+    for _ in 0..10 {
+        assert_eq!(h.login(ana.id, wrong).await, LoginOutcome::Failed);
+    }
+    assert_eq!(h.login(ana.id, pw).await, LoginOutcome::Failed);
+    assert_eq!(h.deliver().await.len(), 1);
+    assert!(matches!(
+        h.service.request_unlock(ana.id, None).await,
+        Err(ServiceError::HumanCheckFailed)
+    ));
+    h.service
+        .request_unlock(ana.id, Some(HUMAN))
+        .await
+        .expect("unlock request");
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, SUBJECT_UNLOCK_LINK);
+    let link = h.token(&mails[0], "/desbloquear");
+    h.advance(Duration::seconds(30));
+    h.service.unlock(&link).await.expect("unlock by link");
+    assert_eq!(h.deliver().await.len(), 1);
+    assert_eq!(h.login(ana.id, pw).await, Harness::success(ana.id));
+
+    // Recovery: possession of the registered email only; no email change.
+    h.advance(minutes(30));
+    let mut change = h.recovery(&ana);
+    change.new_email = Some("ana.nueva@gmail.com".into());
+    assert_eq!(
+        denied(h.service.start_recovery(change).await),
+        Denied::EmailChangeNotAllowed
+    );
+    let mut robot = h.recovery(&ana);
+    robot.human_response = None;
+    assert!(matches!(
+        h.service.start_recovery(robot).await,
+        Err(ServiceError::HumanCheckFailed)
+    ));
+    assert_eq!(
+        h.service.start_recovery(h.recovery(&ana)).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].to.matches(&ana.email.parse().unwrap()));
+    let reset = h.token(&mails[0], "/restablecer");
+    let new_pw = "guayacanes en flor cerca de loja";
+    h.advance(minutes(14));
+    h.service
+        .reset_password(&reset, h.pw(new_pw), h.pw(new_pw), false)
+        .await
+        .expect("reset");
+    assert_eq!(h.deliver().await.len(), 1);
+    assert_eq!(h.login(ana.id, new_pw).await, Harness::success(ana.id));
+    assert_eq!(h.login(ana.id, pw).await, LoginOutcome::Failed);
+
+    h.assert_no_secret_stored().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enumeration resistance (DESIGN §5)
+// ---------------------------------------------------------------------------------------------
+
+fn presets() -> [Policy; 3] {
+    [Policy::isspol(), Policy::iess(), Policy::recommended()]
+}
+
+#[tokio::test]
+async fn login_with_an_unknown_id_answers_like_a_wrong_password() {
+    for policy in presets() {
+        let name = policy.name.clone();
+        let ana = ana();
+        let h = Harness::new(policy, &[&ana]);
+        h.activate_member(&ana, UNIVERSAL_PW).await;
+        h.advance(minutes(5));
+        let wrong = h.login(ana.id, "Quinde7LagoAzu1").await;
+        let unknown = h.login(UNKNOWN_ID, "Quinde7LagoAzu1").await;
+        let malformed = h.login("1710034064", "Quinde7LagoAzu1").await;
+        assert_eq!(wrong, LoginOutcome::Failed, "{name}");
+        assert_eq!(unknown, wrong, "{name}: unknown ID vs wrong password");
+        assert_eq!(malformed, wrong, "{name}: malformed ID vs wrong password");
+        assert!(
+            h.store
+                .load(&UNKNOWN_ID.parse().unwrap())
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: nothing stored for an unknown ID"
+        );
+        assert_eq!(h.deliver().await.len(), 0, "{name}");
+        h.assert_no_secret_stored().await;
+    }
+}
+
+/// Spoils the registry proofs of a form (affiliate number, birth day/month).
+fn spoil(mut req: RegisterRequest) -> RegisterRequest {
+    req.answers.affiliate_number = Some("ISS-000001".into());
+    req.answers.birth_day_month = Some((1, 1));
+    req
+}
+
+/// Register with an unknown cédula: no mail, nothing stored, and the same answer a registry
+/// member gets for wrong proofs (so the form does not tell who is an ISSPOL/IESS member).
+#[tokio::test]
+async fn register_with_an_unknown_id_mails_nothing_and_answers_like_wrong_proofs() {
+    for policy in presets() {
+        let name = policy.name.clone();
+        let ana = ana();
+        let h = Harness::new(policy, &[&ana]);
+        let unknown = h.service.register(h.form(&stranger())).await.unwrap();
+        assert_eq!(h.deliver().await.len(), 0, "{name}: no mail");
+        assert!(
+            h.store
+                .load(&UNKNOWN_ID.parse().unwrap())
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: nothing stored"
+        );
+        let spoiled_unknown = h
+            .service
+            .register(spoil(h.form(&stranger())))
+            .await
+            .unwrap();
+        let spoiled_member = h.service.register(spoil(h.form(&ana))).await.unwrap();
+        assert_eq!(h.deliver().await.len(), 0, "{name}: no mail");
+        assert_eq!(unknown, spoiled_unknown, "{name}");
+        assert_eq!(
+            spoiled_member, unknown,
+            "{name}: wrong proofs for a member vs an unknown cédula"
+        );
+
+        // The member with the right data is accepted (and mailed).
+        h.advance(minutes(1));
+        assert_eq!(
+            h.service.register(h.form(&ana)).await.unwrap(),
+            RegisterOutcome::Submitted,
+            "{name}"
+        );
+        assert_eq!(h.deliver().await.len(), 1, "{name}");
+        // Registering an active account with the right data: same answer, a warning mail.
+        let token = h.token(&h.latest(ana.email), "/activar");
+        let code = h.code(&h.latest(ana.email));
+        h.service
+            .activate(
+                &token,
+                code.as_deref(),
+                h.pw(UNIVERSAL_PW),
+                h.pw(UNIVERSAL_PW),
+            )
+            .await
+            .unwrap();
+        h.advance(minutes(2));
+        assert_eq!(
+            h.service.register(h.form(&ana)).await.unwrap(),
+            RegisterOutcome::Submitted,
+            "{name}"
+        );
+        let mails = h.deliver().await;
+        assert_eq!(mails.len(), 1, "{name}: warning to the active account");
+        assert!(
+            !mails[0].text.contains("?token="),
+            "{name}: no link in the warning"
+        );
+        h.assert_no_secret_stored().await;
+    }
+}
+
+/// DESIGN §5: once a member has an active account, a registration with *wrong* proofs must
+/// still answer like an unknown cédula; otherwise anyone can tell who has an online account.
+#[tokio::test]
+async fn register_on_an_active_account_with_wrong_proofs_answers_like_an_unknown_id() {
+    for policy in presets() {
+        let name = policy.name.clone();
+        let ana = ana();
+        let h = Harness::new(policy, &[&ana]);
+        h.activate_member(&ana, UNIVERSAL_PW).await;
+        h.advance(minutes(2));
+        let unknown = h
+            .service
+            .register(spoil(h.form(&stranger())))
+            .await
+            .unwrap();
+        let active = h.service.register(spoil(h.form(&ana))).await.unwrap();
+        assert_eq!(
+            active, unknown,
+            "{name}: wrong proofs on an active account vs an unknown cédula"
+        );
+    }
+}
+
+/// DESIGN §4 (minimise) / §5: an unlock request for an ID without an account answers `Ok` and
+/// must not leave a record behind (anyone could fill the store with records for arbitrary
+/// cédulas, and later answers for that ID would change).
+#[tokio::test]
+async fn unlock_request_for_an_unknown_id_stores_nothing() {
+    for policy in [Policy::iess(), Policy::recommended()] {
+        let name = policy.name.clone();
+        let h = Harness::new(policy, &[]);
+        h.service
+            .request_unlock(UNKNOWN_ID, Some(HUMAN))
+            .await
+            .expect("same answer as for a real account");
+        assert_eq!(h.deliver().await.len(), 0, "{name}");
+        assert_eq!(
+            h.store.load(&UNKNOWN_ID.parse().unwrap()).await.unwrap(),
+            None,
+            "{name}: a record was created for an unknown ID"
+        );
+    }
+}
