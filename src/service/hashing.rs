@@ -130,3 +130,50 @@ impl Default for HashPool {
         Self::per_core()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pool_fails_fast_with_busy_and_drains_afterwards() {
+        // One worker, one waiting slot.
+        let pool = HashPool::new(1, 1);
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let job = |gate: Arc<Mutex<mpsc::Receiver<()>>>, value: u8| {
+            move || {
+                let _ = gate.lock().map(|g| g.recv());
+                value
+            }
+        };
+        let running = tokio::spawn({
+            let pool = pool.clone();
+            let g = gate.clone();
+            async move { pool.run(job(g, 1)).await }
+        });
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            let g = gate.clone();
+            async move { pool.run(job(g, 2)).await }
+        });
+        while pool.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Capacity is taken: the next caller is refused at once, nothing is queued.
+        assert!(matches!(pool.run(|| 3u8).await, Err(PoolError::Busy)));
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let mut got = vec![
+            running.await.unwrap().unwrap(),
+            waiting.await.unwrap().unwrap(),
+        ];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        // Capacity is back.
+        assert_eq!(pool.run(|| 4u8).await.unwrap(), 4);
+    }
+}
