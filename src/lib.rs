@@ -106,6 +106,7 @@ pub mod notices;
 pub mod password;
 pub mod policy;
 pub mod ports;
+pub mod retention;
 pub mod seal;
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::core::{AccountRecord, AuditEvent};
+use crate::core::{AccountRecord, AccountState, AuditEvent};
 use crate::crypto::{Digest, TokenPurpose};
 use crate::identity::MemberId;
 use crate::ports::{
@@ -232,6 +232,34 @@ impl AccountStore for MemoryStore {
             .get(member)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn expired_pending(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        Ok(lock(&self.inner)
+            .records
+            .values()
+            .filter(|r| match &r.state {
+                AccountState::PendingActivation(p) => p.link.expires_at <= now,
+                _ => false,
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = lock(&self.inner);
+        let mut removed = 0u64;
+        for events in inner.audit.values_mut() {
+            let len = events.len();
+            events.retain(|e| e.at >= before);
+            removed = removed.saturating_add((len - events.len()) as u64);
+        }
+        Ok(removed)
     }
 }
 

@@ -94,6 +94,12 @@ mock! {
             reason: &str,
         ) -> Result<(), StoreError>;
         async fn audit_log(&self, member: &MemberId) -> Result<Vec<AuditEvent>, StoreError>;
+        async fn expired_pending(
+            &self,
+            now: OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<AccountRecord>, StoreError>;
+        async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     }
 }
 

@@ -60,6 +60,29 @@ pub struct Policy {
     pub hashing: HashParams,
     /// Notice (mail) limits.
     pub notices: NoticePolicy,
+    /// How long data is kept.
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+}
+
+/// How long data is kept (LOPDP data minimisation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetentionPolicy {
+    /// Audit events older than this are deleted by [`crate::retention::purge`]. Default:
+    /// 5 years (**choice**: long enough for breach investigations and the institutions'
+    /// own record-keeping; LOPDP sets no fixed period).
+    #[serde(with = "humantime_serde")]
+    pub audit: Duration,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            audit: Duration::from_secs(5 * 365 * 24 * 3600),
+        }
+    }
 }
 
 /// Whether a piece of contact data is asked for.
@@ -336,6 +359,7 @@ impl Policy {
             notices: NoticePolicy {
                 max_links_per_day: 10,
             },
+            retention: RetentionPolicy::default(),
         }
     }
 
@@ -410,6 +434,7 @@ impl Policy {
             notices: NoticePolicy {
                 max_links_per_day: 10,
             },
+            retention: RetentionPolicy::default(),
         }
     }
 
@@ -472,6 +497,7 @@ impl Policy {
             notices: NoticePolicy {
                 max_links_per_day: 10,
             },
+            retention: RetentionPolicy::default(),
         }
     }
 
@@ -637,6 +663,9 @@ impl Policy {
             field: "hashing",
             reason: e.to_string(),
         })?;
+        if self.retention.audit.is_zero() {
+            return Err(invalid("retention.audit", "must be positive"));
+        }
         if self.notices.max_links_per_day == 0 {
             return Err(invalid("notices.max_links_per_day", "must be at least 1"));
         }

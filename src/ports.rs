@@ -296,7 +296,7 @@ pub trait AccountStore: Send + Sync {
     /// version is returned; `record.version` itself is ignored. If the stored version differs,
     /// the answer is [`StoreError::Conflict`] and nothing is written. An outbox message whose
     /// idempotency key is already queued is skipped (idempotent). New messages are
-    /// [`OutboxStatus::Pending`], due at once, with `created_at` taken from the store's clock.
+    /// [`OutboxStatus::Pending`], due from their [`NewMessage::created_at`].
     async fn commit(
         &self,
         record: &AccountRecord,
@@ -334,6 +334,18 @@ pub trait AccountStore: Send + Sync {
 
     /// The audit events of `member`, in commit order.
     async fn audit_log(&self, member: &MemberId) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Up to `limit` records in `PendingActivation` whose activation link has expired at
+    /// `now` (`expires_at <= now`), for retention (see [`crate::retention`]).
+    async fn expired_pending(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError>;
+
+    /// Deletes the audit events with `at < before` and returns how many. This retention
+    /// purge is the only way audit events ever leave the log.
+    async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,6 +394,17 @@ pub trait MemberDirectory: Send + Sync {
     /// Adds or replaces a member (staff enrolment of foreigners, who are not in the national
     /// registry).
     async fn enroll(&self, facts: MemberFacts) -> Result<(), StoreError>;
+
+    /// Adds or replaces many members at once (roster imports). SQL backends write each
+    /// batch in one transaction; the default enrolls them one by one.
+    async fn enroll_many(&self, batch: Vec<MemberFacts>) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        for facts in batch {
+            self.enroll(facts).await?;
+            n = n.saturating_add(1);
+        }
+        Ok(n)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
