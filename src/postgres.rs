@@ -1,0 +1,1 @@
+//! PostgreSQL store and member directory (in progress).
