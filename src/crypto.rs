@@ -5,6 +5,10 @@
 //!   ([`PasswordHash`]). Verification always uses the parameters stored in the hash,
 //!   so raising [`HashParams`] never locks anybody out; [`needs_rehash`] tells the
 //!   caller when to re-hash after a successful login.
+//! * **Legacy hashes** imported from the previous portals (bcrypt, Django
+//!   `pbkdf2_sha256`, salted SHA-256; see [`PasswordHash`]) verify through the same
+//!   [`verify_password`], always [`needs_rehash`], and are replaced by Argon2id on
+//!   the first successful login.
 //! * **Unknown identifiers** are answered with [`DummyHash::verify`], so a login for
 //!   an account that does not exist costs the same Argon2 work as one that does.
 //! * **Link tokens** ([`Token`]: 256 random bits, base64url) and **numeric codes**
@@ -53,9 +57,24 @@ pub enum CryptoError {
     #[error("malformed password hash")]
     MalformedHash,
     /// The stored password hash uses an algorithm or version this crate cannot verify
-    /// (anything but Argon2 `argon2id`/`argon2i`/`argon2d`, versions 0x10 and 0x13).
+    /// (anything but Argon2 `argon2id`/`argon2i`/`argon2d`, versions 0x10 and 0x13,
+    /// and the legacy formats listed on [`PasswordHash`]; e.g. bcrypt `$2x$`).
     #[error("unsupported password-hash algorithm or version")]
     UnsupportedAlgorithm,
+    /// A legacy password hash carries a work factor outside the range this crate
+    /// will spend on one login (bcrypt cost `4..=20`, PBKDF2 iterations
+    /// `1..=10_000_000`): a stored value must not be able to burn minutes of CPU.
+    #[error("{algorithm} work factor {found} is outside the accepted range {min}..={max}")]
+    CostOutOfRange {
+        /// The legacy algorithm, as returned by [`PasswordHash::algorithm`].
+        algorithm: &'static str,
+        /// The work factor found in the hash (saturated at `u64::MAX`).
+        found: u64,
+        /// Smallest accepted work factor.
+        min: u64,
+        /// Largest accepted work factor.
+        max: u64,
+    },
     /// The Argon2 computation itself failed. The message comes from the hashing
     /// library and describes a violated constraint, never the input.
     #[error("password hashing failed: {0}")]
@@ -240,24 +259,64 @@ const OUTPUT_LEN: usize = argon2::Params::DEFAULT_OUTPUT_LEN;
 /// Construction ([`PasswordHash::parse`], [`FromStr`](std::str::FromStr),
 /// `TryFrom<String>`, serde) validates the PHC syntax and requires a salt and an
 /// output; for Argon2 hashes it also validates the parameters, version and salt.
-/// Hashes of other algorithms are accepted (so a legacy record still loads) but
-/// [`verify_password`] rejects them with [`CryptoError::UnsupportedAlgorithm`].
+/// Hashes of other PHC algorithms (e.g. `$scrypt$`) are accepted (so the record
+/// still loads) but [`verify_password`] rejects them with
+/// [`CryptoError::UnsupportedAlgorithm`].
 ///
-/// Serde represents it as the plain PHC string; use [`PasswordHash::as_str`] for
+/// # Legacy formats
+///
+/// Hashes exported by the previous portals are accepted too, so imported accounts
+/// keep their password. [`verify_password`] verifies them, [`needs_rehash`] is always
+/// true for them and [`PasswordHash::is_legacy`] tells them apart:
+///
+/// | [`algorithm`](PasswordHash::algorithm) | Format |
+/// |---|---|
+/// | `"bcrypt"` | `$2a$`, `$2b$` or `$2y$`, a two-digit cost in `04..=20`, `$`, then 53 characters of bcrypt base64 (22 of salt, 31 of output). Passwords are truncated to 72 bytes, as bcrypt always did. `$2$` and `$2x$` are refused. |
+/// | `"pbkdf2_sha256"` | Django's `pbkdf2_sha256$<iterations>$<salt>$<hash>`: decimal iterations in `1..=10_000_000`; the salt used as its UTF-8 bytes; the hash the standard (padded) base64 of the 32-byte PBKDF2-HMAC-SHA-256 output. |
+/// | `"sha256_salted"` | `sha256$<salt>$<hex>`: `<hex>` is the 64 hexadecimal digits (either case) of `SHA-256(salt ‖ password)`, the salt used as its bytes. |
+///
+/// Legacy salts are 1 to 128 printable ASCII characters other than `$`. Work
+/// factors outside the ranges above are refused with [`CryptoError::CostOutOfRange`]
+/// (at parse and again before verifying). Legacy hashes are compared in constant
+/// time, but cost what their format costs, not what Argon2 costs.
+///
+/// ```
+/// use afiliado::crypto::{needs_rehash, verify_password, HashParams, PasswordHash};
+///
+/// // RFC 7914's PBKDF2-HMAC-SHA-256 vector (P = "password", S = "salt", c = 1).
+/// let h = PasswordHash::parse(
+///     "pbkdf2_sha256$1$salt$Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs=",
+/// )?;
+/// assert_eq!(h.algorithm(), "pbkdf2_sha256");
+/// assert!(h.is_legacy());
+/// assert!(verify_password(b"password", &h)?);
+/// assert!(needs_rehash(&h, &HashParams::OWASP));
+/// assert_eq!(format!("{h:?}"), r#"PasswordHash { alg: "pbkdf2_sha256", params: "iterations=1" }"#);
+/// # Ok::<(), afiliado::crypto::CryptoError>(())
+/// ```
+///
+/// Serde represents it as the plain string; use [`PasswordHash::as_str`] for
 /// storage. `Debug` shows only the algorithm and parameters, never salt or output.
 /// Equality is constant time.
 #[derive(Clone)]
 pub struct PasswordHash(String);
 
 impl PasswordHash {
-    /// Parses and validates a stored PHC string.
+    /// Parses and validates a stored PHC string or legacy hash (see the
+    /// [legacy formats](PasswordHash#legacy-formats)).
     ///
     /// # Errors
     ///
     /// [`CryptoError::MalformedHash`] for invalid PHC syntax, a missing salt or
-    /// output, or unusable Argon2 parameters; [`CryptoError::UnsupportedAlgorithm`]
-    /// for an Argon2 hash with an unknown version.
+    /// output, unusable Argon2 parameters or a malformed legacy hash;
+    /// [`CryptoError::UnsupportedAlgorithm`] for an Argon2 hash with an unknown
+    /// version or a bcrypt `$2$`/`$2x$` hash; [`CryptoError::CostOutOfRange`] for a
+    /// legacy hash with an absurd work factor.
     pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        if let Some(legacy) = Legacy::parse(s) {
+            legacy?;
+            return Ok(PasswordHash(s.to_owned()));
+        }
         let parsed = PhcHash::new(s).map_err(|_| CryptoError::MalformedHash)?;
         if parsed.salt.is_none() || parsed.hash.is_none() {
             return Err(CryptoError::MalformedHash);
@@ -280,11 +339,23 @@ impl PasswordHash {
         self.0
     }
 
-    /// The PHC algorithm identifier, e.g. `"argon2id"`.
+    /// The PHC algorithm identifier, e.g. `"argon2id"`, or for a legacy hash
+    /// `"bcrypt"`, `"pbkdf2_sha256"` or `"sha256_salted"`.
     #[must_use]
     pub fn algorithm(&self) -> &str {
+        if let Some(kind) = LegacyKind::detect(&self.0) {
+            return kind.name();
+        }
         // A validated PHC string is `$<id>[$...]`.
         self.0.split('$').nth(1).unwrap_or("")
+    }
+
+    /// Whether this is one of the [legacy formats](PasswordHash#legacy-formats)
+    /// imported from a previous portal (always to be re-hashed after a successful
+    /// login).
+    #[must_use]
+    pub fn is_legacy(&self) -> bool {
+        LegacyKind::detect(&self.0).is_some()
     }
 
     /// The Argon2 cost parameters stored in the hash, or `None` if it is not an
@@ -303,7 +374,12 @@ impl PasswordHash {
 
 impl fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let params = PhcHash::new(&self.0).map(|p| p.params.to_string());
+        let params = match Legacy::parse(&self.0) {
+            Some(legacy) => legacy.map(|l| l.public_params()),
+            None => PhcHash::new(&self.0)
+                .map(|p| p.params.to_string())
+                .map_err(|_| CryptoError::MalformedHash),
+        };
         let mut d = f.debug_struct("PasswordHash");
         d.field("alg", &self.algorithm());
         match &params {
@@ -415,6 +491,263 @@ impl Argon2Setup {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Legacy password hashes
+// ---------------------------------------------------------------------------
+
+/// Prefix of Django's PBKDF2-HMAC-SHA-256 hashes.
+const PBKDF2_PREFIX: &str = "pbkdf2_sha256$";
+/// Prefix of the previous portal's salted SHA-256 hashes.
+const SHA256_PREFIX: &str = "sha256$";
+/// bcrypt prefixes this crate verifies.
+const BCRYPT_PREFIXES: [&str; 3] = ["$2a$", "$2b$", "$2y$"];
+/// bcrypt prefixes that are recognised but refused: `$2$` predates the `$2a$`
+/// fixes and `$2x$` marks hashes made by the buggy crypt_blowfish of 2011.
+const BCRYPT_REFUSED_PREFIXES: [&str; 2] = ["$2$", "$2x$"];
+/// Cheapest bcrypt cost (the format's own minimum).
+const BCRYPT_MIN_COST: u32 = 4;
+/// Dearest bcrypt cost accepted: 2²⁰ key expansions, about a minute of CPU.
+const BCRYPT_MAX_COST: u32 = 20;
+/// Length of a bcrypt hash after the cost: 22 characters of salt, 31 of output.
+const BCRYPT_BODY_LEN: usize = 53;
+/// Characters of bcrypt base64 encoding the salt.
+const BCRYPT_SALT_CHARS: usize = 22;
+/// Dearest PBKDF2 iteration count accepted.
+const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
+/// PBKDF2-HMAC-SHA-256 output length in Django hashes, in bytes.
+const PBKDF2_OUTPUT_LEN: usize = 32;
+/// Longest legacy salt accepted, in bytes.
+const LEGACY_SALT_MAX: usize = 128;
+
+/// The legacy format of a hash string, recognised by its prefix alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LegacyKind {
+    Bcrypt,
+    Pbkdf2Sha256,
+    Sha256Salted,
+}
+
+impl LegacyKind {
+    /// The format `s` claims to be in, whether or not it is well formed.
+    fn detect(s: &str) -> Option<LegacyKind> {
+        if s.starts_with(PBKDF2_PREFIX) {
+            Some(LegacyKind::Pbkdf2Sha256)
+        } else if s.starts_with(SHA256_PREFIX) {
+            Some(LegacyKind::Sha256Salted)
+        } else if BCRYPT_PREFIXES
+            .iter()
+            .chain(&BCRYPT_REFUSED_PREFIXES)
+            .any(|p| s.starts_with(p))
+        {
+            Some(LegacyKind::Bcrypt)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LegacyKind::Bcrypt => "bcrypt",
+            LegacyKind::Pbkdf2Sha256 => "pbkdf2_sha256",
+            LegacyKind::Sha256Salted => "sha256_salted",
+        }
+    }
+}
+
+/// A parsed legacy hash, borrowing from the stored string. Deliberately not
+/// `Debug`: it holds the salt and the output.
+enum Legacy<'a> {
+    Bcrypt {
+        /// The whole stored string, as the `bcrypt` crate wants it.
+        encoded: &'a str,
+        /// `2a`, `2b` or `2y`.
+        version: &'a str,
+        cost: u32,
+    },
+    Pbkdf2Sha256 {
+        iterations: u32,
+        salt: &'a str,
+        hash: [u8; PBKDF2_OUTPUT_LEN],
+    },
+    Sha256Salted {
+        salt: &'a str,
+        hash: Digest,
+    },
+}
+
+impl<'a> Legacy<'a> {
+    /// `None` if `s` is not in a legacy format (it may be a PHC string), otherwise
+    /// the parsed hash or why it is unusable.
+    fn parse(s: &'a str) -> Option<Result<Legacy<'a>, CryptoError>> {
+        Some(match LegacyKind::detect(s)? {
+            LegacyKind::Bcrypt => Self::parse_bcrypt(s),
+            LegacyKind::Pbkdf2Sha256 => Self::parse_pbkdf2(s),
+            LegacyKind::Sha256Salted => Self::parse_sha256(s),
+        })
+    }
+
+    /// `$<version>$<cost>$<salt><output>`.
+    fn parse_bcrypt(s: &'a str) -> Result<Legacy<'a>, CryptoError> {
+        let fields: Vec<&str> = s.split('$').collect();
+        let [empty, version, cost, body] = fields.as_slice() else {
+            return Err(CryptoError::MalformedHash);
+        };
+        if !empty.is_empty() {
+            return Err(CryptoError::MalformedHash);
+        }
+        if !matches!(*version, "2a" | "2b" | "2y") {
+            return Err(CryptoError::UnsupportedAlgorithm);
+        }
+        if cost.len() != 2 || !cost.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CryptoError::MalformedHash);
+        }
+        let cost: u32 = cost.parse().map_err(|_| CryptoError::MalformedHash)?;
+        check_cost(
+            LegacyKind::Bcrypt,
+            u64::from(cost),
+            BCRYPT_MIN_COST,
+            BCRYPT_MAX_COST,
+        )?;
+        if body.len() != BCRYPT_BODY_LEN {
+            return Err(CryptoError::MalformedHash);
+        }
+        // The salt must decode to 16 bytes and the output to 23, canonically.
+        let (salt, output) = body
+            .split_at_checked(BCRYPT_SALT_CHARS)
+            .ok_or(CryptoError::MalformedHash)?;
+        let salt_len = bcrypt::BASE_64.decode(salt).map_or(0, |b| b.len());
+        let output_len = bcrypt::BASE_64.decode(output).map_or(0, |b| b.len());
+        if salt_len != 16 || output_len != 23 {
+            return Err(CryptoError::MalformedHash);
+        }
+        Ok(Legacy::Bcrypt {
+            encoded: s,
+            version,
+            cost,
+        })
+    }
+
+    /// `pbkdf2_sha256$<iterations>$<salt>$<base64 output>`.
+    fn parse_pbkdf2(s: &'a str) -> Result<Legacy<'a>, CryptoError> {
+        let rest = s
+            .strip_prefix(PBKDF2_PREFIX)
+            .ok_or(CryptoError::MalformedHash)?;
+        let fields: Vec<&str> = rest.split('$').collect();
+        let [iterations, salt, encoded] = fields.as_slice() else {
+            return Err(CryptoError::MalformedHash);
+        };
+        if iterations.is_empty() || !iterations.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CryptoError::MalformedHash);
+        }
+        // All digits: the only possible parse failure is overflow.
+        let found = iterations.parse::<u64>().unwrap_or(u64::MAX);
+        let iterations = check_cost(LegacyKind::Pbkdf2Sha256, found, 1, PBKDF2_MAX_ITERATIONS)?;
+        check_salt(salt)?;
+        let hash = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| <[u8; PBKDF2_OUTPUT_LEN]>::try_from(b.as_slice()).ok())
+            .ok_or(CryptoError::MalformedHash)?;
+        Ok(Legacy::Pbkdf2Sha256 {
+            iterations,
+            salt,
+            hash,
+        })
+    }
+
+    /// `sha256$<salt>$<hex of SHA-256(salt ‖ password)>`.
+    fn parse_sha256(s: &'a str) -> Result<Legacy<'a>, CryptoError> {
+        let rest = s
+            .strip_prefix(SHA256_PREFIX)
+            .ok_or(CryptoError::MalformedHash)?;
+        let fields: Vec<&str> = rest.split('$').collect();
+        let [salt, hex] = fields.as_slice() else {
+            return Err(CryptoError::MalformedHash);
+        };
+        check_salt(salt)?;
+        let hash = Digest::from_hex(hex).map_err(|_| CryptoError::MalformedHash)?;
+        Ok(Legacy::Sha256Salted { salt, hash })
+    }
+
+    /// The non-secret parameters, for `Debug`.
+    fn public_params(&self) -> String {
+        match self {
+            Legacy::Bcrypt { version, cost, .. } => format!("v={version},cost={cost}"),
+            Legacy::Pbkdf2Sha256 { iterations, .. } => format!("iterations={iterations}"),
+            Legacy::Sha256Salted { .. } => String::new(),
+        }
+    }
+
+    /// Recomputes the hash of `password` and compares in constant time.
+    fn verify(&self, password: &[u8]) -> Result<bool, CryptoError> {
+        match self {
+            Legacy::Bcrypt { encoded, cost, .. } => {
+                // Re-checked here so no path can reach the computation with an
+                // absurd cost.
+                check_cost(
+                    LegacyKind::Bcrypt,
+                    u64::from(*cost),
+                    BCRYPT_MIN_COST,
+                    BCRYPT_MAX_COST,
+                )?;
+                bcrypt::verify(password, encoded).map_err(|_| CryptoError::MalformedHash)
+            }
+            Legacy::Pbkdf2Sha256 {
+                iterations,
+                salt,
+                hash,
+            } => {
+                check_cost(
+                    LegacyKind::Pbkdf2Sha256,
+                    u64::from(*iterations),
+                    1,
+                    PBKDF2_MAX_ITERATIONS,
+                )?;
+                let mut derived = Zeroizing::new([0u8; PBKDF2_OUTPUT_LEN]);
+                pbkdf2::pbkdf2_hmac::<Sha256>(
+                    password,
+                    salt.as_bytes(),
+                    *iterations,
+                    derived.as_mut_slice(),
+                );
+                Ok(derived.as_slice().ct_eq(hash.as_slice()).into())
+            }
+            Legacy::Sha256Salted { salt, hash } => {
+                let computed: [u8; 32] = Sha256::new()
+                    .chain_update(salt.as_bytes())
+                    .chain_update(password)
+                    .finalize()
+                    .into();
+                Ok(Digest::from_bytes(computed).ct_eq(hash).into())
+            }
+        }
+    }
+}
+
+/// Refuses a legacy work factor outside `min..=max`.
+fn check_cost(kind: LegacyKind, found: u64, min: u32, max: u32) -> Result<u32, CryptoError> {
+    match u32::try_from(found) {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(CryptoError::CostOutOfRange {
+            algorithm: kind.name(),
+            found,
+            min: u64::from(min),
+            max: u64::from(max),
+        }),
+    }
+}
+
+/// A legacy salt: 1 to 128 printable ASCII characters other than `$`.
+fn check_salt(salt: &str) -> Result<(), CryptoError> {
+    let ok = (1..=LEGACY_SALT_MAX).contains(&salt.len())
+        && salt.bytes().all(|b| b.is_ascii_graphic() && b != b'$');
+    if ok {
+        Ok(())
+    } else {
+        Err(CryptoError::MalformedHash)
+    }
+}
+
 /// Hashes `password` with Argon2id v0x13, `params`, a 16-byte random salt and a
 /// 32-byte output.
 ///
@@ -454,14 +787,19 @@ pub fn hash_password<R: CryptoRng + ?Sized>(
 
 /// Verifies `password` against `hash`, using the algorithm, version and
 /// parameters stored in the hash (not the currently configured ones). The output
-/// comparison is constant time.
+/// comparison is constant time. [Legacy hashes](PasswordHash#legacy-formats) are
+/// verified with their own algorithm.
 ///
 /// # Errors
 ///
 /// `Ok(false)` is the answer for a wrong password. An error means the hash itself
-/// cannot be used: [`CryptoError::UnsupportedAlgorithm`] for non-Argon2 hashes or
-/// unknown versions, [`CryptoError::MalformedHash`] otherwise.
+/// cannot be used: [`CryptoError::UnsupportedAlgorithm`] for other PHC algorithms or
+/// unknown versions, [`CryptoError::CostOutOfRange`] for a legacy work factor out
+/// of range, [`CryptoError::MalformedHash`] otherwise.
 pub fn verify_password(password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError> {
+    if let Some(legacy) = Legacy::parse(hash.as_str()) {
+        return legacy?.verify(password);
+    }
     let mut parsed = PhcHash::new(hash.as_str()).map_err(|_| CryptoError::MalformedHash)?;
     let setup = Argon2Setup::from_phc(&parsed)?;
     // Pin the version we resolved (the `argon2` crate would default a missing
@@ -479,11 +817,15 @@ pub fn verify_password(password: &[u8], hash: &PasswordHash) -> Result<bool, Cry
 /// Whether `hash` should be replaced by a fresh [`hash_password`] with `params`
 /// (call it after a successful [`verify_password`], while the plaintext is at hand).
 ///
-/// True if the hash is not Argon2id, not version 0x13, was made with different
-/// `m`/`t`/`p`, carries a key id or associated data, has an output other than
-/// 32 bytes or a salt shorter than 16 bytes, or cannot be parsed at all.
+/// True if the hash is a [legacy hash](PasswordHash#legacy-formats), is not
+/// Argon2id, not version 0x13, was made with different `m`/`t`/`p`, carries a key
+/// id or associated data, has an output other than 32 bytes or a salt shorter than
+/// 16 bytes, or cannot be parsed at all.
 #[must_use]
 pub fn needs_rehash(hash: &PasswordHash, params: &HashParams) -> bool {
+    if hash.is_legacy() {
+        return true;
+    }
     let Ok(parsed) = PhcHash::new(hash.as_str()) else {
         return true;
     };
@@ -1308,6 +1650,184 @@ mod tests {
         );
     }
 
+    // ----- legacy hashes -----------------------------------------------------
+
+    /// Openwall crypt_blowfish / OpenBSD known answers.
+    const BCRYPT_UU: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+    const BCRYPT_EMPTY: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.7uG0VCzI2bS7j6ymqJi9CdcdxiRTWNy";
+
+    fn assert_legacy(h: &PasswordHash, alg: &str) {
+        assert_eq!(h.algorithm(), alg);
+        assert!(h.is_legacy());
+        assert_eq!(h.params(), None);
+        assert!(needs_rehash(h, &fast()));
+        assert!(needs_rehash(h, &HashParams::OWASP));
+    }
+
+    #[test]
+    fn legacy_bcrypt_verifies() {
+        let h = PasswordHash::parse(BCRYPT_UU).unwrap();
+        assert_legacy(&h, "bcrypt");
+        assert!(verify_password(b"U*U", &h).unwrap());
+        assert!(!verify_password(b"U*V", &h).unwrap());
+        assert!(!verify_password(b"", &h).unwrap());
+        assert_eq!(
+            format!("{h:?}"),
+            r#"PasswordHash { alg: "bcrypt", params: "v=2a,cost=5" }"#
+        );
+        let empty = PasswordHash::parse(BCRYPT_EMPTY).unwrap();
+        assert!(verify_password(b"", &empty).unwrap());
+        assert!(!verify_password(b"U*U", &empty).unwrap());
+        // `$2a$`, `$2b$` and `$2y$` differ only in which implementation bugs they
+        // disclaim: the same bytes verify under all three.
+        for v in ["$2b$", "$2y$"] {
+            let h = PasswordHash::parse(&BCRYPT_UU.replacen("$2a$", v, 1)).unwrap();
+            assert!(verify_password(b"U*U", &h).unwrap());
+        }
+        // Serde round trip keeps the string.
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{BCRYPT_UU}\""));
+        assert_eq!(serde_json::from_str::<PasswordHash>(&json).unwrap(), h);
+    }
+
+    #[test]
+    fn legacy_pbkdf2_known_answers() {
+        // RFC 7914 §11 / RFC 6070-style PBKDF2-HMAC-SHA-256, P = "password", S = "salt".
+        for (c, hex) in [
+            (
+                1,
+                "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b",
+            ),
+            (
+                2,
+                "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43",
+            ),
+            (
+                4096,
+                "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a",
+            ),
+        ] {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(unhex(hex));
+            let h = PasswordHash::parse(&format!("pbkdf2_sha256${c}$salt${b64}")).unwrap();
+            assert_legacy(&h, "pbkdf2_sha256");
+            assert!(verify_password(b"password", &h).unwrap(), "c={c}");
+            assert!(!verify_password(b"passwore", &h).unwrap(), "c={c}");
+            assert_eq!(
+                format!("{h:?}"),
+                format!(r#"PasswordHash {{ alg: "pbkdf2_sha256", params: "iterations={c}" }}"#)
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_salted_sha256() {
+        let hex: String = Sha256::new()
+            .chain_update(b"NaCl")
+            .chain_update(b"Policia2020")
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let h = PasswordHash::parse(&format!("sha256$NaCl${hex}")).unwrap();
+        assert_legacy(&h, "sha256_salted");
+        assert!(verify_password(b"Policia2020", &h).unwrap());
+        assert!(!verify_password(b"policia2020", &h).unwrap());
+        assert!(!verify_password(b"NaClPolicia2020", &h).unwrap());
+        let upper = PasswordHash::parse(&format!("sha256$NaCl${}", hex.to_uppercase())).unwrap();
+        assert!(verify_password(b"Policia2020", &upper).unwrap());
+        let dbg = format!("{h:?} {h:#?}");
+        assert_eq!(
+            format!("{h:?}"),
+            r#"PasswordHash { alg: "sha256_salted", params: "" }"#
+        );
+        assert!(!dbg.contains("NaCl") && !dbg.contains(&hex[..8]), "{dbg}");
+    }
+
+    #[test]
+    fn legacy_malformed_and_absurd() {
+        let body = &BCRYPT_UU[7..];
+        let b64 = "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs=";
+        let hex = "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b";
+        for s in [
+            "$2a$5$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW".to_owned(),
+            "$2a$x5$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW".to_owned(),
+            format!("$2a$05${}", &body[1..]),
+            format!("$2a$05${body}A"),
+            format!("$2a$05${}!", &body[..52]),
+            format!("$2a$05${}$", &body[..52]),
+            format!("$2a$05$$${body}"),
+            format!("$2a$05${}é", &body[..51]),
+            // Non-canonical trailing bits in the salt.
+            format!("$2a$05$CCCCCCCCCCCCCCCCCCCCC/{}", &body[22..]),
+            "pbkdf2_sha256$".to_owned(),
+            format!("pbkdf2_sha256$1$salt${}", &b64[..43]),
+            format!("pbkdf2_sha256$1$salt${}", b64.trim_end_matches('=')),
+            format!("pbkdf2_sha256$$salt${b64}"),
+            format!("pbkdf2_sha256$+1$salt${b64}"),
+            format!("pbkdf2_sha256$1$$salt${b64}"),
+            format!("pbkdf2_sha256$1$${b64}"),
+            format!("pbkdf2_sha256$1$sa lt${b64}"),
+            format!("pbkdf2_sha256$1${}${b64}", "s".repeat(129)),
+            format!("pbkdf2_sha256$1$salt${b64}$"),
+            format!("pbkdf2_sha256$1$salt$AAAA{b64}"),
+            format!("sha256$salt${}", &hex[..63]),
+            format!("sha256$salt${hex}0"),
+            format!("sha256$salt${}g", &hex[..63]),
+            format!("sha256$${hex}"),
+            format!("sha256${hex}"),
+            format!("sha256$a$b${hex}"),
+        ] {
+            assert_eq!(
+                PasswordHash::parse(&s),
+                Err(CryptoError::MalformedHash),
+                "{s}"
+            );
+            assert!(serde_json::from_str::<PasswordHash>(&format!("\"{s}\"")).is_err());
+        }
+        for prefix in ["$2x$", "$2$"] {
+            assert_eq!(
+                PasswordHash::parse(&BCRYPT_UU.replacen("$2a$", prefix, 1)),
+                Err(CryptoError::UnsupportedAlgorithm)
+            );
+        }
+        let bcrypt_cost = |c: u64| CryptoError::CostOutOfRange {
+            algorithm: "bcrypt",
+            found: c,
+            min: 4,
+            max: 20,
+        };
+        for c in [0u64, 3, 21, 31, 99] {
+            assert_eq!(
+                PasswordHash::parse(&format!("$2b${c:02}${body}")),
+                Err(bcrypt_cost(c))
+            );
+        }
+        assert!(PasswordHash::parse(&format!("$2b$20${body}")).is_ok());
+        let pbkdf2_cost = |c: u64| CryptoError::CostOutOfRange {
+            algorithm: "pbkdf2_sha256",
+            found: c,
+            min: 1,
+            max: 10_000_000,
+        };
+        for (text, c) in [
+            ("0", 0u64),
+            ("10000001", 10_000_001),
+            ("4294967296", 4_294_967_296),
+            ("99999999999999999999999", u64::MAX),
+        ] {
+            assert_eq!(
+                PasswordHash::parse(&format!("pbkdf2_sha256${text}$salt${b64}")),
+                Err(pbkdf2_cost(c))
+            );
+        }
+        assert!(PasswordHash::parse(&format!("pbkdf2_sha256$10000000$salt${b64}")).is_ok());
+        let msg = pbkdf2_cost(0).to_string();
+        assert_eq!(
+            msg,
+            "pbkdf2_sha256 work factor 0 is outside the accepted range 1..=10000000"
+        );
+    }
+
     // ----- tokens ------------------------------------------------------------
 
     fn is_url_safe(c: char) -> bool {
@@ -1839,6 +2359,16 @@ mod tests {
             #[test]
             fn digest_from_hex_never_panics(s in ".{0,70}") {
                 let _ = Digest::from_hex(&s);
+            }
+
+            #[test]
+            fn legacy_hash_parse_never_panics(s in "(\\$2[abxy]?\\$[0-9]{0,3}\\$[./A-Za-z0-9]{50,55}|pbkdf2_sha256\\$[0-9]{0,25}\\$[!-~]{0,10}\\$[A-Za-z0-9+/=]{40,48}|sha256\\$[!-~]{0,10}\\$[0-9a-fA-Z]{60,66})") {
+                if let Ok(h) = PasswordHash::parse(&s) {
+                    prop_assert!(h.is_legacy());
+                    prop_assert!(needs_rehash(&h, &HashParams::OWASP));
+                    let dbg = format!("{h:?}");
+                    prop_assert!(!dbg.contains(&s[s.len() - 20..]), "{}", dbg);
+                }
             }
 
             #[test]

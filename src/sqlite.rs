@@ -1,1 +1,797 @@
-//! SQLite store and member directory (in progress).
+//! SQLite adapters of the [ports](crate::ports) (feature `sqlite`): the embedded default for
+//! hosts that run one instance.
+//!
+//! [`SqliteStore`] is both an [`AccountStore`] and a [`MemberDirectory`] over one database:
+//! a single file in WAL mode (`sqlite://path/to/afiliado.db`, created if missing) or, for tests
+//! and demos, an in-memory database (`sqlite::memory:`).
+//!
+//! ```
+//! use afiliado::ports::AccountStore;
+//! use afiliado::sqlite::SqliteStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! rt.block_on(async {
+//!     let store = SqliteStore::open("sqlite::memory:").await?;
+//!     store.migrate().await?; // embedded migrations; harmless when already applied
+//!     let member: afiliado::MemberId = "1710034065".parse()?;
+//!     assert!(store.load(&member).await?.is_none());
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Schema
+//!
+//! The embedded migrations (`migrations/sqlite`) create:
+//!
+//! * `accounts` — one row per member: the [`AccountRecord`] as JSON, plus copies of its
+//!   version (optimistic concurrency), state name and activation-link expiry (retention);
+//! * `account_tokens` — the record's live token digests (hex), rewritten on every commit;
+//! * `outbox` — queued notices with their sealed payload and delivery status;
+//! * `audit` — the append-only audit log ([`AuditEvent`] as JSON);
+//! * `members` — the member directory ([`MemberFacts`] as JSON).
+//!
+//! Instants are stored as unix microseconds (UTC); JSON columns keep full precision.
+//!
+//! ## Concurrency
+//!
+//! Every multi-statement write runs in a `BEGIN IMMEDIATE` transaction, so concurrent writers
+//! queue on SQLite's write lock (waiting up to 5 s) instead of failing on a lock upgrade; of
+//! two commits on one version exactly one wins and the other gets [`StoreError::Conflict`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use time::OffsetDateTime;
+
+use crate::core::{AccountRecord, AccountState, AuditEvent};
+use crate::crypto::{Digest, TokenPurpose};
+use crate::identity::MemberId;
+use crate::ports::{
+    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus, StoreError,
+};
+
+/// The embedded migrations of `migrations/sqlite`.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for SQLite's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pool size for file databases (readers run in parallel under WAL; writers queue).
+const FILE_POOL_SIZE: u32 = 8;
+
+/// The statement every write transaction starts with.
+const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
+
+// ---------------------------------------------------------------------------------------------
+// SqliteStore
+// ---------------------------------------------------------------------------------------------
+
+/// An [`AccountStore`] and [`MemberDirectory`] over one SQLite database.
+///
+/// Cheap to clone: clones share one connection pool. `Debug` shows only where the database
+/// lives and the pool size.
+///
+/// Open it with [`SqliteStore::open`], then run [`SqliteStore::migrate`] once at start-up.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    location: Arc<str>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.location)
+            .field("connections", &self.pool.size())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (and for a file, creates if missing) the database at `url`.
+    ///
+    /// * `sqlite://path/to/file.db` — a file, in WAL journal mode with `synchronous=NORMAL`,
+    ///   served by a pool of several connections;
+    /// * `sqlite::memory:` — a fresh in-memory database, private to this store (and its
+    ///   clones), served by one connection that is kept open for the store's lifetime.
+    ///
+    /// Every connection has foreign keys on and a 5 s busy timeout. The schema is not
+    /// touched: call [`migrate`](Self::migrate) next.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a URL that is not a SQLite URL,
+    /// [`StoreError::Unavailable`] when the database cannot be opened, and
+    /// [`StoreError::Corrupt`] when the file is not a SQLite database.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let in_memory = is_memory_url(url)?;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("not a SQLite URL: {e}")))?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let (options, pool_options, location) = if in_memory {
+            // An in-memory database lives as long as a connection to it: one connection that
+            // never retires keeps the data for the store's lifetime, and every clone sees it.
+            let pool_options = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+            (options, pool_options, Arc::from(":memory:"))
+        } else {
+            let location: Arc<str> = Arc::from(options.get_filename().to_string_lossy().as_ref());
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            let pool_options = SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE);
+            (options, pool_options, location)
+        };
+        // `connect_with` opens a first connection eagerly, so a bad path fails here and the
+        // switch to WAL happens once, before any concurrent connection exists.
+        let pool = pool_options.connect_with(options).await.map_err(db_error)?;
+        Ok(Self { pool, location })
+    }
+
+    /// Applies the embedded migrations (`migrations/sqlite`) that are not applied yet.
+    /// Idempotent: running it on an up-to-date database does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] when the database's migration history does not match the
+    /// embedded one (a migration changed or unknown), [`StoreError::Unavailable`] otherwise.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(migrate_error)
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. Later calls on this
+    /// store (or its clones) fail with [`StoreError::Unavailable`]. Dropping the last clone
+    /// closes the pool too; this method just makes the moment explicit (for example before
+    /// copying the database file).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Every row of every table (including SQLite's and the migrator's bookkeeping tables),
+    /// one string per row, each column rendered as text: blobs as hex followed by their lossy
+    /// UTF-8 reading. For tests that check nothing secret is stored in clear.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the database cannot be read.
+    #[cfg(feature = "test-util")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+    pub async fn dump_rows(&self) -> Result<Vec<String>, StoreError> {
+        use sqlx::{Column, TypeInfo, ValueRef};
+
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let mut out = Vec::new();
+        for table in tables {
+            let sql = format!("SELECT * FROM \"{}\"", table.replace('"', "\"\""));
+            let rows = sqlx::query(&sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+            for row in rows {
+                let mut line = format!("{table}:");
+                for (i, column) in row.columns().iter().enumerate() {
+                    let raw = row.try_get_raw(i).map_err(db_error)?;
+                    let kind = if raw.is_null() {
+                        "NULL".to_owned()
+                    } else {
+                        raw.type_info().name().to_owned()
+                    };
+                    let text = match kind.as_str() {
+                        "NULL" => "NULL".to_owned(),
+                        "INTEGER" => row.try_get::<i64, _>(i).map_err(db_error)?.to_string(),
+                        "REAL" => row.try_get::<f64, _>(i).map_err(db_error)?.to_string(),
+                        "TEXT" => row.try_get::<String, _>(i).map_err(db_error)?,
+                        _ => {
+                            let bytes: Vec<u8> = row.try_get(i).map_err(db_error)?;
+                            format!("{} {}", hex(&bytes), String::from_utf8_lossy(&bytes))
+                        }
+                    };
+                    line.push_str(&format!(" {}={}", column.name(), text));
+                }
+                out.push(line);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from its first statement.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with(BEGIN_IMMEDIATE)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Runs one outbox transition guarded by `status IN ('pending', 'claimed')`: no effect on
+    /// a terminal message, [`StoreError::UnknownMessage`] for a missing one.
+    async fn transition<'q>(
+        &self,
+        id: u64,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<(), StoreError> {
+        let done = query.execute(&self.pool).await.map_err(db_error)?;
+        if done.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Rows are never deleted, so a row missing now was never there.
+        let key = message_key(id)?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE id = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownMessage { id }),
+        }
+    }
+}
+
+/// Whether `url` names an in-memory database (`sqlite::memory:`, `sqlite://:memory:`,
+/// `…?mode=memory`).
+fn is_memory_url(url: &str) -> Result<bool, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Invalid("a SQLite URL starts with `sqlite:`".to_owned()))?;
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    Ok(database == ":memory:" || params.split('&').any(|p| p == "mode=memory"))
+}
+
+#[cfg(feature = "test-util")]
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+// ---------------------------------------------------------------------------------------------
+
+/// Unix microseconds of `t` (floored), as stored.
+fn micros(t: OffsetDateTime) -> Result<i64, StoreError> {
+    let us = t.unix_timestamp_nanos().div_euclid(1_000);
+    i64::try_from(us).map_err(|_| StoreError::Invalid("instant out of range".to_owned()))
+}
+
+/// The instant of stored unix microseconds, in UTC.
+fn from_micros(us: i64, what: &str) -> Result<OffsetDateTime, StoreError> {
+    i128::from(us)
+        .checked_mul(1_000)
+        .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("{what}: instant out of range")))
+}
+
+/// A stored version as `u64`.
+fn stored_version(v: i64, member: &MemberId) -> Result<u64, StoreError> {
+    u64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("negative version for member {member}")))
+}
+
+/// The key of outbox message `id` (ids beyond `i64` cannot exist).
+fn message_key(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::UnknownMessage { id })
+}
+
+/// A `LIMIT` value.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| {
+        StoreError::Invalid(format!(
+            "{what} cannot be encoded ({:?} error)",
+            e.classify()
+        ))
+    })
+}
+
+/// Decodes a JSON column. The message names the column and the position of the problem, never
+/// the stored text.
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{what}: undecodable JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn parse_member(text: &str, what: &str) -> Result<MemberId, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what}: malformed member id")))
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) => {
+            // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), possibly with extended codes.
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                Some(11 | 26) => StoreError::Corrupt(db.message().to_owned()),
+                _ => StoreError::Unavailable(db.message().to_owned()),
+            }
+        }
+        e @ (sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::RowNotFound) => StoreError::Corrupt(e.to_string()),
+        e => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn migrate_error(e: MigrateError) -> StoreError {
+    match e {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => db_error(e),
+        e @ (MigrateError::VersionMissing(_)
+        | MigrateError::VersionMismatch(_)
+        | MigrateError::VersionNotPresent(_)
+        | MigrateError::VersionTooOld(_, _)
+        | MigrateError::VersionTooNew(_, _)
+        | MigrateError::Dirty(_)) => StoreError::Corrupt(format!("migrations: {e}")),
+        e => StoreError::Unavailable(format!("migrations: {e}")),
+    }
+}
+
+/// Decodes an `accounts` row (`member_id`, `version`, `record`).
+fn record_from_row(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
+    let member_id: String = row.try_get("member_id").map_err(db_error)?;
+    let member = parse_member(&member_id, "account")?;
+    let version: i64 = row.try_get("version").map_err(db_error)?;
+    let text: String = row.try_get("record").map_err(db_error)?;
+    let mut record: AccountRecord = from_json(&text, &format!("account record of {member}"))?;
+    if record.member != member {
+        return Err(StoreError::Corrupt(format!(
+            "account record filed under member {member} belongs to another member"
+        )));
+    }
+    record.version = stored_version(version, &member)?;
+    Ok(record)
+}
+
+/// Decodes an `outbox` row (all columns).
+fn message_from_row(row: &SqliteRow) -> Result<OutboxMessage, StoreError> {
+    let key: i64 = row.try_get("id").map_err(db_error)?;
+    let id = u64::try_from(key)
+        .map_err(|_| StoreError::Corrupt("outbox: negative message id".to_owned()))?;
+    let what = format!("outbox message {id}");
+    let member_id: String = row.try_get("member_id").map_err(db_error)?;
+    let notice: String = row.try_get("notice").map_err(db_error)?;
+    let attempts: i64 = row.try_get("attempts").map_err(db_error)?;
+    let status: String = row.try_get("status").map_err(db_error)?;
+    let lease_until: Option<i64> = row.try_get("lease_until").map_err(db_error)?;
+    let done_at: Option<i64> = row.try_get("done_at").map_err(db_error)?;
+    let dead_reason: Option<String> = row.try_get("dead_reason").map_err(db_error)?;
+    let missing = |column: &str| StoreError::Corrupt(format!("{what}: {column} missing"));
+    let status = match status.as_str() {
+        "pending" => OutboxStatus::Pending,
+        "claimed" => OutboxStatus::Claimed {
+            lease_until: from_micros(lease_until.ok_or_else(|| missing("lease_until"))?, &what)?,
+        },
+        "sent" => OutboxStatus::Sent {
+            at: from_micros(done_at.ok_or_else(|| missing("done_at"))?, &what)?,
+        },
+        "dead" => OutboxStatus::DeadLetter {
+            at: from_micros(done_at.ok_or_else(|| missing("done_at"))?, &what)?,
+            reason: dead_reason.unwrap_or_default(),
+        },
+        _ => return Err(StoreError::Corrupt(format!("{what}: unknown status"))),
+    };
+    Ok(OutboxMessage {
+        id,
+        idempotency_key: row.try_get("idempotency_key").map_err(db_error)?,
+        member: parse_member(&member_id, &what)?,
+        notice: from_json(&notice, &what)?,
+        sealed: row.try_get("sealed").map_err(db_error)?,
+        created_at: from_micros(row.try_get("created_at").map_err(db_error)?, &what)?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("{what}: attempts out of range")))?,
+        next_attempt_at: from_micros(row.try_get("next_attempt_at").map_err(db_error)?, &what)?,
+        status,
+    })
+}
+
+/// Ends `tx` after its work produced `result`: commits on success, rolls back on any error.
+async fn settle<T>(
+    tx: Transaction<'static, Sqlite>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(db_error)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The rollback's own failure adds nothing: a transaction that is neither committed
+            // nor rolled back is rolled back when the connection returns to the pool.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AccountStore
+// ---------------------------------------------------------------------------------------------
+
+/// Writes `record` (as version `version`), its tokens, `outbox` and `audit` in `tx`, after
+/// checking the stored version is `expected_version`.
+async fn commit_in(
+    conn: &mut SqliteConnection,
+    record: &AccountRecord,
+    expected_version: u64,
+    outbox: Vec<NewMessage>,
+    audit: Vec<AuditEvent>,
+) -> Result<u64, StoreError> {
+    let member = &record.member;
+    let found: Option<i64> = sqlx::query_scalar("SELECT version FROM accounts WHERE member_id = ?")
+        .bind(member.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let found = found.map(|v| stored_version(v, member)).transpose()?;
+    if found.unwrap_or(0) != expected_version {
+        return Err(StoreError::Conflict {
+            member: member.clone(),
+            expected: expected_version,
+            found,
+        });
+    }
+    let version = expected_version
+        .checked_add(1)
+        .and_then(|v| i64::try_from(v).ok().map(|k| (v, k)))
+        .ok_or_else(|| StoreError::Invalid("version overflow".to_owned()))?;
+
+    let mut stored = record.clone();
+    stored.version = version.0;
+    let pending_expires_at = match &stored.state {
+        AccountState::PendingActivation(p) => Some(micros(p.link.expires_at)?),
+        _ => None,
+    };
+    sqlx::query(
+        "INSERT INTO accounts (member_id, version, state, pending_expires_at, record) \
+         VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (member_id) DO UPDATE SET version = excluded.version, \
+         state = excluded.state, pending_expires_at = excluded.pending_expires_at, \
+         record = excluded.record",
+    )
+    .bind(member.as_str())
+    .bind(version.1)
+    .bind(stored.state.kind().to_string())
+    .bind(pending_expires_at)
+    .bind(to_json(&stored, "account record")?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+
+    sqlx::query("DELETE FROM account_tokens WHERE member_id = ?")
+        .bind(member.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    for (purpose, digest) in stored.token_digests() {
+        sqlx::query(
+            "INSERT INTO account_tokens (purpose, digest, member_id) VALUES (?, ?, ?) \
+             ON CONFLICT (purpose, digest) DO UPDATE SET member_id = excluded.member_id",
+        )
+        .bind(purpose.as_str())
+        .bind(digest.to_hex())
+        .bind(member.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+
+    for msg in outbox {
+        let created_at = micros(msg.created_at)?;
+        sqlx::query(
+            "INSERT INTO outbox (idempotency_key, member_id, notice, sealed, created_at, \
+             attempts, next_attempt_at, status) VALUES (?, ?, ?, ?, ?, 0, ?, 'pending') \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(msg.idempotency_key.as_str())
+        .bind(msg.member.as_str())
+        .bind(to_json(&msg.notice, "notice")?)
+        .bind(msg.sealed.as_slice())
+        .bind(created_at)
+        .bind(created_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+
+    for event in audit {
+        sqlx::query("INSERT INTO audit (member_id, at, event) VALUES (?, ?, ?)")
+            .bind(event.member.as_str())
+            .bind(micros(event.at)?)
+            .bind(to_json(&event, "audit event")?)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(version.0)
+}
+
+/// Claims up to `limit` due messages in the open transaction on `conn`.
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+) -> Result<Vec<OutboxMessage>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE outbox SET status = 'claimed', lease_until = ?, \
+             attempts = MIN(attempts + 1, 4294967295) \
+             WHERE id IN (SELECT id FROM outbox \
+               WHERE (status = 'pending' AND next_attempt_at <= ?) \
+                  OR (status = 'claimed' AND lease_until <= ?) \
+               ORDER BY id LIMIT ?) \
+             RETURNING *",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(now)
+    .bind(sql_limit(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(message_from_row)
+        .collect::<Result<Vec<_>, _>>()
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn load(&self, member: &MemberId) -> Result<Option<AccountRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT member_id, version, record FROM accounts WHERE member_id = ?")
+                .bind(member.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn load_by_token(
+        &self,
+        purpose: TokenPurpose,
+        digest: &Digest,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.member_id, a.version, a.record FROM account_tokens t \
+             JOIN accounts a ON a.member_id = t.member_id \
+             WHERE t.purpose = ? AND t.digest = ?",
+        )
+        .bind(purpose.as_str())
+        .bind(digest.to_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn commit(
+        &self,
+        record: &AccountRecord,
+        expected_version: u64,
+        outbox: Vec<NewMessage>,
+        audit: Vec<AuditEvent>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = commit_in(&mut tx, record, expected_version, outbox, audit).await;
+        settle(tx, result).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let lease_until = now
+            .checked_add(lease)
+            .ok_or_else(|| StoreError::Invalid("lease out of range".to_owned()))?;
+        let lease_until = micros(lease_until)?;
+        let now = micros(now)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let result = claim_in(&mut tx, now, lease_until, limit).await;
+        let mut claimed = settle(tx, result).await?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&self, id: u64, now: OffsetDateTime) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'sent', done_at = ?, lease_until = NULL \
+             WHERE id = ? AND status IN ('pending', 'claimed')",
+        )
+        .bind(micros(now)?)
+        .bind(message_key(id)?);
+        self.transition(id, query).await
+    }
+
+    async fn retry_later(&self, id: u64, at: OffsetDateTime) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL \
+             WHERE id = ? AND status IN ('pending', 'claimed')",
+        )
+        .bind(micros(at)?)
+        .bind(message_key(id)?);
+        self.transition(id, query).await
+    }
+
+    async fn dead_letter(
+        &self,
+        id: u64,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'dead', done_at = ?, dead_reason = ?, \
+             lease_until = NULL WHERE id = ? AND status IN ('pending', 'claimed')",
+        )
+        .bind(micros(now)?)
+        .bind(reason.to_owned())
+        .bind(message_key(id)?);
+        self.transition(id, query).await
+    }
+
+    async fn audit_log(&self, member: &MemberId) -> Result<Vec<AuditEvent>, StoreError> {
+        let events: Vec<String> =
+            sqlx::query_scalar("SELECT event FROM audit WHERE member_id = ? ORDER BY id")
+                .bind(member.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let what = format!("audit event of {member}");
+        events.iter().map(|e| from_json(e, &what)).collect()
+    }
+
+    async fn expired_pending(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT member_id, version, record FROM accounts \
+             WHERE pending_expires_at <= ? AND state = 'pending_activation' \
+             ORDER BY pending_expires_at, member_id LIMIT ?",
+        )
+        .bind(micros(now)?)
+        .bind(sql_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit WHERE at < ?")
+            .bind(micros(before)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MemberDirectory
+// ---------------------------------------------------------------------------------------------
+
+/// The upsert of one member's facts.
+const ENROLL: &str = "INSERT INTO members (member_id, facts) VALUES (?, ?) \
+                      ON CONFLICT (member_id) DO UPDATE SET facts = excluded.facts";
+
+/// Upserts `batch` in the open transaction on `conn`.
+async fn enroll_in(conn: &mut SqliteConnection, batch: &[MemberFacts]) -> Result<u64, StoreError> {
+    let mut n = 0u64;
+    for facts in batch {
+        sqlx::query(ENROLL)
+            .bind(facts.member.as_str())
+            .bind(to_json(facts, "member facts")?)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        n = n.saturating_add(1);
+    }
+    Ok(n)
+}
+
+#[async_trait]
+impl MemberDirectory for SqliteStore {
+    async fn find(&self, member: &MemberId) -> Result<Option<MemberFacts>, StoreError> {
+        let facts: Option<String> =
+            sqlx::query_scalar("SELECT facts FROM members WHERE member_id = ?")
+                .bind(member.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        facts
+            .map(|f| from_json(&f, &format!("member facts of {member}")))
+            .transpose()
+    }
+
+    async fn enroll(&self, facts: MemberFacts) -> Result<(), StoreError> {
+        sqlx::query(ENROLL)
+            .bind(facts.member.as_str())
+            .bind(to_json(&facts, "member facts")?)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Writes the whole batch in one transaction: all of it or none of it.
+    async fn enroll_many(&self, batch: Vec<MemberFacts>) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = enroll_in(&mut tx, &batch).await;
+        settle(tx, result).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert_eq!(is_memory_url("sqlite::memory:"), Ok(true));
+        assert_eq!(is_memory_url("sqlite://:memory:"), Ok(true));
+        assert_eq!(is_memory_url("sqlite://x?mode=memory"), Ok(true));
+        assert_eq!(is_memory_url("sqlite://data/afiliado.db"), Ok(false));
+        assert!(is_memory_url("postgres://x").is_err());
+    }
+
+    #[test]
+    fn micros_round_trip_and_floor() {
+        let t = time::macros::datetime!(2026-11-22 19:36:00.123456 -5);
+        let us = micros(t).unwrap();
+        assert_eq!(from_micros(us, "t").unwrap(), t);
+        let before_epoch = time::macros::datetime!(1969-12-31 23:59:59.9999995 UTC);
+        assert_eq!(micros(before_epoch).unwrap(), -1);
+        assert_eq!(
+            micros(OffsetDateTime::UNIX_EPOCH).unwrap(),
+            0,
+            "epoch is zero"
+        );
+    }
+}
