@@ -723,15 +723,22 @@ const ENROLL: &str = "INSERT INTO members (member_id, facts) VALUES (?, ?) \
 
 /// Upserts `batch` in the open transaction on `conn`.
 async fn enroll_in(conn: &mut SqliteConnection, batch: &[MemberFacts]) -> Result<u64, StoreError> {
+    // Multi-row upserts: one statement per 500 members (1,000 bound parameters).
+    const ROWS_PER_STATEMENT: usize = 500;
     let mut n = 0u64;
-    for facts in batch {
-        sqlx::query(ENROLL)
-            .bind(facts.member.as_str())
-            .bind(to_json(facts, "member facts")?)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        n = n.saturating_add(1);
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let rows = chunk
+            .iter()
+            .map(|f| Ok((f.member.as_str(), to_json(f, "member facts")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO members (member_id, facts) ");
+        q.push_values(rows, |mut b, (id, facts)| {
+            b.push_bind(id).push_bind(facts);
+        });
+        q.push(" ON CONFLICT(member_id) DO UPDATE SET facts = excluded.facts");
+        q.build().execute(&mut *conn).await.map_err(db_error)?;
+        n = n.saturating_add(chunk.len() as u64);
     }
     Ok(n)
 }
