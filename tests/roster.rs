@@ -95,3 +95,28 @@ async fn invalid_utf8_rows_are_rejected_not_fatal() {
     assert_eq!(report.imported, 1);
     assert_eq!(report.rejected[0].line, 2);
 }
+
+/// The same import into the SQL directory: accented names survive, bad rows are reported,
+/// and re-running the file changes nothing.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn imports_into_the_sqlite_directory_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+    let store = afiliado::sqlite::SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let first = import(CSV.as_bytes(), &store, 2).await.unwrap();
+    assert_eq!((first.imported, first.rejected_total), (3, 4));
+    let again = import(CSV.as_bytes(), &store, 2).await.unwrap();
+    assert_eq!(first, again);
+    let maria = store.find(&id("EXT20240001")).await.unwrap().unwrap();
+    assert_eq!(maria.names, "MARÍA JOSÉ ÑÁÑEZ");
+    // Reopening the file: the roster is durable.
+    store.close().await;
+    let reopened = afiliado::sqlite::SqliteStore::open(&url).await.unwrap();
+    let ana = reopened.find(&id("1710034065")).await.unwrap().unwrap();
+    assert_eq!(
+        ana.employers,
+        ["Banco del Pacífico S.A.", "Municipio de Quito"]
+    );
+}
