@@ -930,6 +930,23 @@ pub async fn check_outbox_lifecycle<S: AccountStore>(store: &S) {
         store.mark_sent(a, t2).await,
         "check_outbox_lifecycle: mark_sent is idempotent",
     );
+    // Exactly one dead-letter audit event: for `c`, none for the no-op on sent `a`.
+    let log = store.audit_log(&ana()).await.expect("audit_log");
+    let dead: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e.kind, AuditKind::NoticeDeadLettered { .. }))
+        .collect();
+    assert_eq!(
+        dead.iter().map(|e| (&e.kind, e.at)).collect::<Vec<_>>(),
+        [(
+            &AuditKind::NoticeDeadLettered {
+                message: "c".to_owned(),
+                reason: "dirección rechazada".to_owned(),
+            },
+            t1
+        )],
+        "{W}: dead_letter appends one audit event, in the same transaction"
+    );
     let late = claim(store, T0 + Duration::days(1), 10, W).await;
     assert_eq!(
         keys(&late),

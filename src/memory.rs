@@ -222,6 +222,13 @@ impl AccountStore for MemoryStore {
                 at: now,
                 reason: reason.to_owned(),
             };
+            let event =
+                AuditEvent::dead_letter(now, msg.member.clone(), &msg.idempotency_key, reason);
+            inner
+                .audit
+                .entry(event.member.clone())
+                .or_default()
+                .push(event);
         }
         Ok(())
     }

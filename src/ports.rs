@@ -324,7 +324,9 @@ pub trait AccountStore: Send + Sync {
     /// already sent or dead-lettered.
     async fn retry_later(&self, id: u64, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// Gives up on a message. No effect on a message already sent.
+    /// Gives up on a message and, in the same transaction, appends
+    /// [`AuditEvent::dead_letter`](crate::core::AuditEvent::dead_letter) to its member's audit
+    /// log. No effect (and no event) on a message already sent or dead-lettered.
     async fn dead_letter(
         &self,
         id: u64,

@@ -824,14 +824,52 @@ impl AccountStore for PostgresStore {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.settle(
-            id,
+        let db_id = message_id(id)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| unavailable("dead letter", e))?;
+        let row: Option<(String, String)> = sqlx::query_as(
             "UPDATE outbox SET status = 'dead', done_at = $2, dead_reason = $3, \
-             lease_until = NULL WHERE id = $1 AND status IN ('pending', 'claimed')",
-            now,
-            Some(reason),
+             lease_until = NULL WHERE id = $1 AND status IN ('pending', 'claimed') \
+             RETURNING member_id, idempotency_key",
         )
+        .bind(db_id)
+        .bind(micros(now))
+        .bind(reason)
+        .fetch_optional(&mut *tx)
         .await
+        .map_err(|e| unavailable("dead letter", e))?;
+        let Some((member, key)) = row else {
+            let _ = tx.rollback().await;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE id = $1)")
+                    .bind(db_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| unavailable("outbox lookup", e))?;
+            return if exists {
+                Ok(())
+            } else {
+                Err(StoreError::UnknownMessage { id })
+            };
+        };
+        let member: MemberId = member
+            .parse()
+            .map_err(|_| StoreError::Corrupt("outbox member id does not parse".to_owned()))?;
+        let event = AuditEvent::dead_letter(now, member, &key, reason);
+        sqlx::query("INSERT INTO audit (member_id, at, event) VALUES ($1, $2, $3::jsonb)")
+            .bind(event.member.as_str())
+            .bind(micros(event.at))
+            .bind(to_json("audit event", &event)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unavailable("dead letter audit", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| unavailable("dead letter", e))?;
+        Ok(())
     }
 
     async fn audit_log(&self, member: &MemberId) -> Result<Vec<AuditEvent>, StoreError> {

@@ -547,6 +547,42 @@ async fn commit_in(
     Ok(version.0)
 }
 
+/// Dead-letters a pending or claimed message and appends its audit event, in the open
+/// transaction on `conn`; `false` when no message changed.
+async fn dead_letter_in(
+    conn: &mut SqliteConnection,
+    id: u64,
+    now: OffsetDateTime,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "UPDATE outbox SET status = 'dead', done_at = ?, dead_reason = ?, \
+         lease_until = NULL WHERE id = ? AND status IN ('pending', 'claimed') \
+         RETURNING member_id, idempotency_key",
+    )
+    .bind(micros(now)?)
+    .bind(reason.to_owned())
+    .bind(message_key(id)?)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let Some((member, key)) = row else {
+        return Ok(false);
+    };
+    let member: MemberId = member
+        .parse()
+        .map_err(|_| StoreError::Corrupt("outbox member id does not parse".to_owned()))?;
+    let event = AuditEvent::dead_letter(now, member, &key, reason);
+    sqlx::query("INSERT INTO audit (member_id, at, event) VALUES (?, ?, ?)")
+        .bind(event.member.as_str())
+        .bind(micros(event.at)?)
+        .bind(to_json(&event, "audit event")?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(true)
+}
+
 /// Claims up to `limit` due messages in the open transaction on `conn`.
 async fn claim_in(
     conn: &mut SqliteConnection,
@@ -664,14 +700,20 @@ impl AccountStore for SqliteStore {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE outbox SET status = 'dead', done_at = ?, dead_reason = ?, \
-             lease_until = NULL WHERE id = ? AND status IN ('pending', 'claimed')",
-        )
-        .bind(micros(now)?)
-        .bind(reason.to_owned())
-        .bind(message_key(id)?);
-        self.transition(id, query).await
+        let mut tx = self.begin_write().await?;
+        let result = dead_letter_in(&mut tx, id, now, reason).await;
+        match settle(tx, result).await? {
+            true => Ok(()),
+            // Nothing changed: a terminal message (no effect) or an unknown id.
+            false => {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE id = ?")
+                    .bind(message_key(id)?)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                exists.map(|_| ()).ok_or(StoreError::UnknownMessage { id })
+            }
+        }
     }
 
     async fn audit_log(&self, member: &MemberId) -> Result<Vec<AuditEvent>, StoreError> {

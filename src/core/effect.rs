@@ -102,6 +102,18 @@ impl AuditEvent {
     pub fn new(at: OffsetDateTime, member: MemberId, kind: AuditKind) -> Self {
         Self { at, member, kind }
     }
+
+    /// The event a store appends when it dead-letters an outbox message.
+    pub fn dead_letter(at: OffsetDateTime, member: MemberId, message: &str, reason: &str) -> Self {
+        Self::new(
+            at,
+            member,
+            AuditKind::NoticeDeadLettered {
+                message: message.to_owned(),
+                reason: reason.to_owned(),
+            },
+        )
+    }
 }
 
 /// What an audit event records.
@@ -169,6 +181,13 @@ pub enum AuditKind {
     EmailChanged,
     /// A link-bearing notice was not sent because the daily cap was reached.
     NoticeSuppressed,
+    /// The outbox gave up on a notice (permanent failure or attempts exhausted).
+    NoticeDeadLettered {
+        /// The message's idempotency key (its `Message-ID`).
+        message: String,
+        /// Why it was given up on (mail server reply or rendering error; never a secret).
+        reason: String,
+    },
     /// A staff operation.
     Staff {
         /// Staff user.
