@@ -425,6 +425,8 @@ pub struct Mail {
     pub subject: String,
     /// Plain-text body (secret: may hold a link or code).
     pub text: String,
+    /// HTML alternative of the same content, when the renderer makes one (secret too).
+    pub html: Option<String>,
 }
 
 impl Mail {
@@ -440,7 +442,14 @@ impl Mail {
             to,
             subject: subject.into(),
             text: text.into(),
+            html: None,
         }
+    }
+
+    /// Adds the HTML alternative.
+    pub fn with_html(mut self, html: impl Into<String>) -> Self {
+        self.html = Some(html.into());
+        self
     }
 }
 
@@ -451,6 +460,7 @@ impl fmt::Debug for Mail {
             .field("to", &self.to)
             .field("subject", &self.subject)
             .field("text", &SealedLen(self.text.len()))
+            .field("html", &self.html.as_ref().map(|h| SealedLen(h.len())))
             .finish()
     }
 }
