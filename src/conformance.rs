@@ -271,7 +271,7 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
     r.locale = Locale::En;
     r.lockouts = 3;
     r.check_failures = 2;
-    r.links_sent = DailyCount {
+    r.notices_sent = DailyCount {
         day: Some(date!(2026 - 11 - 22)),
         count: 4,
     };

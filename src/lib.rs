@@ -85,11 +85,13 @@
 //!   member directory, mailer, human check.
 //! * `memory` (feature `memory`, default) — in-memory adapters of the ports.
 //! * `strategies` (feature `proptest`) — proptest strategies for hosts' own property tests.
+//! * `smtp` (feature `smtp`), [`dev_mailers`] — SMTP delivery; `.eml`/stdout mailers for development.
 //!
 //! ## Features
 //!
 //! * `memory` (default) — in-memory adapters of the ports (`afiliado::memory`).
 //! * `proptest` — exports [`strategies`](crate#modules).
+//! * `smtp` — SMTP delivery over rustls (`afiliado::smtp`) and the `.eml` development mailer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -99,6 +101,7 @@
 pub mod conformance;
 pub mod core;
 pub mod crypto;
+pub mod dev_mailers;
 pub mod identity;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
@@ -118,6 +121,9 @@ pub mod seal;
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod service;
+#[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
+pub mod smtp;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;

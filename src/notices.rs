@@ -41,6 +41,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, OnceLock};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Object, ObjectRepr, Value};
+use minijinja::{
+    AutoEscape, Environment, Error, Output, State, Template, UndefinedBehavior, context,
+    escape_formatter,
+};
 use time::macros::offset;
 use time::{Duration, OffsetDateTime, UtcOffset};
 use zeroize::Zeroizing;
@@ -84,6 +93,10 @@ pub enum NoticeError {
     /// A time in the notice cannot be shown in Ecuador time (outside the representable range).
     #[error("a time in the notice is outside the representable range")]
     TimeOutOfRange,
+    /// A mail template failed to load or render. The message names the template and the kind
+    /// of error, never a value of the notice.
+    #[error("mail template error: {0}")]
+    Template(String),
 }
 
 /// Where e-mailed links point: a configured base URL and one path per purpose.
@@ -273,7 +286,9 @@ fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Renders `notice` into a mail with id `message_id` (the outbox idempotency key).
+/// Renders `notice` into a mail with id `message_id` (the outbox idempotency key): the
+/// plain-text body, the subject, and the HTML alternative, from the embedded templates of the
+/// notice's [`Locale`].
 ///
 /// Link-bearing notices ([`NoticeKind::link_purpose`]) need the unsealed `secrets`; an
 /// [`NoticeKind::Activation`] with `with_code` also needs `secrets.code`. Secrets given for a
@@ -281,8 +296,9 @@ fn check_path(path: &str) -> Result<(), &'static str> {
 ///
 /// # Errors
 ///
-/// [`NoticeError::MissingSecrets`], [`NoticeError::MissingCode`], or
-/// [`NoticeError::TimeOutOfRange`] for a time that cannot be shown in Ecuador time.
+/// [`NoticeError::MissingSecrets`], [`NoticeError::MissingCode`],
+/// [`NoticeError::TimeOutOfRange`] for a time that cannot be shown in Ecuador time, or
+/// [`NoticeError::Template`] if a template fails to load or render.
 pub fn render(
     notice: &Notice,
     secrets: Option<&LinkSecrets>,
@@ -292,9 +308,9 @@ pub fn render(
     let link = match notice.kind.link_purpose() {
         Some(purpose) => {
             let secrets = secrets.ok_or(NoticeError::MissingSecrets { purpose })?;
-            Some(Zeroizing::new(links.link(purpose, &secrets.token)))
+            Secret::value(Zeroizing::new(links.link(purpose, &secrets.token)))?
         }
-        None => None,
+        None => Value::UNDEFINED,
     };
     let code = match (&notice.kind, secrets) {
         (
@@ -302,31 +318,120 @@ pub fn render(
                 with_code: true, ..
             },
             Some(s),
-        ) => Some(
-            s.code
-                .as_ref()
-                .ok_or(NoticeError::MissingCode)?
-                .expose_secret(),
-        ),
-        _ => None,
+        ) => {
+            let code = s.code.as_ref().ok_or(NoticeError::MissingCode)?;
+            Secret::value(Zeroizing::new(code.expose_secret().to_owned()))?
+        }
+        _ => Value::UNDEFINED,
     };
-    let facts = Facts {
-        link: link.as_ref().map_or("", |l| l.as_str()),
+    let facts = Facts::of(&notice.kind)?;
+    let ctx = context! {
+        link,
         code,
+        expires_at => defined(facts.expires_at),
+        unlock_at => defined(facts.unlock_at),
+        reason => defined(facts.reason),
+        new_masked => defined(facts.new_masked),
     };
-    // Sized so that the body is written without reallocating (no stray copies of the link).
-    let mut body = String::with_capacity(4096);
-    let subject = match notice.locale {
-        Locale::EsEc => es_ec(&notice.kind, &facts, &mut body)?,
-        Locale::En => en(&notice.kind, &facts, &mut body)?,
+    let dir = match notice.locale {
+        Locale::EsEc => "es-EC",
+        Locale::En => "en",
     };
-    Ok(Mail::new(message_id, notice.to.clone(), subject, body))
+    let env = environment()?;
+
+    // Text first: its `subject` block is the subject of the mail (and the HTML title).
+    let text_template = env
+        .get_template(&format!("{dir}/{}.txt", facts.template))
+        .map_err(template_error)?;
+    // Sized so that the bodies are written without reallocating (no stray copies of the link).
+    let mut text = Vec::with_capacity(TEXT_CAPACITY);
+    let mut captured = text_template
+        .render_captured_to(ctx.clone(), &mut text)
+        .map_err(template_error)?;
+    let subject = captured
+        .with_state_mut(|state| state.render_block("subject"))
+        .map_err(template_error)?;
+    drop(captured);
+    let text = String::from_utf8(text).map_err(|_| not_utf8(&text_template))?;
+
+    let html_template = env
+        .get_template(&format!("{dir}/{}.html", facts.template))
+        .map_err(template_error)?;
+    let mut html = Vec::with_capacity(HTML_CAPACITY);
+    html_template
+        .render_to_write(context! { subject => subject.as_str(), ..ctx }, &mut html)
+        .map_err(template_error)?;
+    let html = String::from_utf8(html).map_err(|_| not_utf8(&html_template))?;
+
+    Ok(Mail::new(message_id, notice.to.clone(), subject, text).with_html(html))
 }
 
-/// The secrets of one mail, exposed only while it is written.
+/// Capacity of the text buffer: every text mail is well under it.
+const TEXT_CAPACITY: usize = 4 * 1024;
+/// Capacity of the HTML buffer: every HTML mail is well under it.
+const HTML_CAPACITY: usize = 16 * 1024;
+
+/// The non-secret facts of one notice: its template and the values its templates show.
 struct Facts<'a> {
-    link: &'a str,
-    code: Option<&'a str>,
+    /// File stem of the notice's templates (`activation` → `es-EC/activation.txt` …).
+    template: &'static str,
+    /// Link (and code) expiry, rounded down.
+    expires_at: Option<String>,
+    /// Automatic unlock, rounded up.
+    unlock_at: Option<String>,
+    /// Why the account is locked: `failed_logins`, `failed_recovery` or `staff`.
+    reason: Option<&'static str>,
+    /// The new, masked contact address.
+    new_masked: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(kind: &'a NoticeKind) -> Result<Self, NoticeError> {
+        let mut facts = Self {
+            template: "",
+            expires_at: None,
+            unlock_at: None,
+            reason: None,
+            new_masked: None,
+        };
+        facts.template = match kind {
+            NoticeKind::Activation { expires_at, .. } => {
+                facts.expires_at = Some(ecuador_time(*expires_at, Round::Down)?);
+                "activation"
+            }
+            NoticeKind::UnlockLink { expires_at } => {
+                facts.expires_at = Some(ecuador_time(*expires_at, Round::Down)?);
+                "unlock_link"
+            }
+            NoticeKind::ResetLink { expires_at } => {
+                facts.expires_at = Some(ecuador_time(*expires_at, Round::Down)?);
+                "reset_link"
+            }
+            NoticeKind::Locked { reason, until } => {
+                facts.reason = Some(match reason {
+                    LockReason::FailedLogins => "failed_logins",
+                    LockReason::FailedRecovery => "failed_recovery",
+                    LockReason::Staff => "staff",
+                });
+                facts.unlock_at = until.map(|t| ecuador_time(t, Round::Up)).transpose()?;
+                "locked"
+            }
+            NoticeKind::Unlocked => "unlocked",
+            NoticeKind::PasswordChanged => "password_changed",
+            NoticeKind::EmailChangedFrom { new_masked } => {
+                facts.new_masked = Some(new_masked);
+                "email_changed_from"
+            }
+            NoticeKind::EmailChangedTo => "email_changed_to",
+            NoticeKind::RegistrationAttemptOnActive => "registration_attempt_on_active",
+        };
+        Ok(facts)
+    }
+}
+
+/// A value the templates may show, or undefined (printing it is then a template error).
+fn defined<T: Into<Value>>(value: Option<T>) -> Value {
+    value.map_or(Value::UNDEFINED, Into::into)
 }
 
 /// How a time is rounded to the minute.
@@ -360,265 +465,219 @@ fn ecuador_time(t: OffsetDateTime, round: Round) -> Result<String, NoticeError> 
     ))
 }
 
-/// Appends paragraphs separated by blank lines.
-struct Body<'a>(&'a mut String);
+// ---------------------------------------------------------------------------------------------
+// Templates
+// ---------------------------------------------------------------------------------------------
 
-impl Body<'_> {
-    fn para(&mut self, text: &str) -> &mut Self {
-        if !self.0.is_empty() {
-            self.0.push_str("\n\n");
-        }
-        self.0.push_str(text);
-        self
+/// The templates, embedded at compile time: `src/templates/{locale}/{stem}.{txt,html}`.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("templates/", $name)))),*]
+    };
+}
+
+/// Every template, by name. `.html` templates are auto-escaped, `.txt` templates are not.
+const TEMPLATES: &[(&str, &str)] = templates![
+    "es-EC/layout.txt",
+    "es-EC/layout.html",
+    "es-EC/activation.txt",
+    "es-EC/activation.html",
+    "es-EC/unlock_link.txt",
+    "es-EC/unlock_link.html",
+    "es-EC/reset_link.txt",
+    "es-EC/reset_link.html",
+    "es-EC/locked.txt",
+    "es-EC/locked.html",
+    "es-EC/unlocked.txt",
+    "es-EC/unlocked.html",
+    "es-EC/password_changed.txt",
+    "es-EC/password_changed.html",
+    "es-EC/email_changed_from.txt",
+    "es-EC/email_changed_from.html",
+    "es-EC/email_changed_to.txt",
+    "es-EC/email_changed_to.html",
+    "es-EC/registration_attempt_on_active.txt",
+    "es-EC/registration_attempt_on_active.html",
+    "en/layout.txt",
+    "en/layout.html",
+    "en/activation.txt",
+    "en/activation.html",
+    "en/unlock_link.txt",
+    "en/unlock_link.html",
+    "en/reset_link.txt",
+    "en/reset_link.html",
+    "en/locked.txt",
+    "en/locked.html",
+    "en/unlocked.txt",
+    "en/unlocked.html",
+    "en/password_changed.txt",
+    "en/password_changed.html",
+    "en/email_changed_from.txt",
+    "en/email_changed_from.html",
+    "en/email_changed_to.txt",
+    "en/email_changed_to.html",
+    "en/registration_attempt_on_active.txt",
+    "en/registration_attempt_on_active.html",
+];
+
+/// The template environment, built once on first use.
+fn environment() -> Result<&'static Environment<'static>, NoticeError> {
+    static ENVIRONMENT: OnceLock<Result<Environment<'static>, NoticeError>> = OnceLock::new();
+    ENVIRONMENT
+        .get_or_init(build_environment)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn build_environment() -> Result<Environment<'static>, NoticeError> {
+    let mut env = Environment::new();
+    // Block tags on their own line leave no trace: the text templates read like the mails.
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .map_err(template_error)?;
+    env.set_syntax(syntax);
+    // Printing a value the notice does not have is an error, not an empty string.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_formatter(format_value);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(template_error)?;
     }
+    Ok(env)
+}
 
-    /// A link alone on its line, so mail clients make it clickable.
-    fn link(&mut self, link: &str) -> &mut Self {
-        self.para(link)
+/// Writes a value into a template's output.
+///
+/// The link and the code ([`Secret`]s) are written as they are: they are HTML-safe by
+/// construction (checked in [`Secret::value`]), and so are written without a temporary copy.
+/// In auto-escaped (`.html`) templates every other string has `&`, `<`, `>`, `"` and `'`
+/// escaped; minijinja's default escaper would also turn `/` into `&#x2f;`, which HTML does not
+/// need and which would garble the dates and the visible link. Anything else goes to
+/// minijinja's default formatter.
+fn format_value(out: &mut Output<'_>, state: &mut State<'_, '_>, value: &Value) -> Result<(), Error> {
+    if let Some(secret) = value.downcast_object_ref::<Secret>() {
+        return out.write_str(&secret.0).map_err(Error::from);
+    }
+    if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
+        if let Some(s) = value.as_str() {
+            return write_html_escaped(out, s).map_err(Error::from);
+        }
+    }
+    escape_formatter(out, state, value)
+}
+
+/// Writes `s` with the five HTML-significant characters escaped.
+fn write_html_escaped(out: &mut Output<'_>, s: &str) -> fmt::Result {
+    let mut rest = s;
+    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        let (plain, tail) = rest.split_at(i);
+        out.write_str(plain)?;
+        let mut chars = tail.chars();
+        out.write_str(match chars.next() {
+            Some('&') => "&amp;",
+            Some('<') => "&lt;",
+            Some('>') => "&gt;",
+            Some('"') => "&quot;",
+            _ => "&#39;",
+        })?;
+        rest = chars.as_str();
+    }
+    out.write_str(rest)
+}
+
+/// A link or code while a mail is rendered: zeroized when the render is done, hidden from
+/// `Debug`, and written into the output without intermediate copies.
+struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps `secret` for the templates. Links (validated base, unreserved path characters,
+    /// base64url token) and codes (digits) never hold an HTML-significant character; one that
+    /// did would be refused rather than written unescaped.
+    fn value(secret: Zeroizing<String>) -> Result<Value, NoticeError> {
+        if secret.contains(['&', '<', '>', '"', '\'']) {
+            return Err(NoticeError::Template(
+                "a link or code holds a character that would need HTML escaping".to_owned(),
+            ));
+        }
+        Ok(Value::from_object(Self(secret)))
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Spanish (Ecuador)
-// ---------------------------------------------------------------------------------------------
-
-const ES_GREETING: &str = "Estimado(a) afiliado(a):";
-const ES_FOOTER: &str = "Este es un mensaje automático; por favor, no responda a este correo.\n\
-    Nunca le solicitaremos su contraseña ni sus códigos por correo electrónico ni por teléfono.";
-const ES_TIME: &str = "(hora de Ecuador)";
-
-/// Writes the Spanish body into `out` and returns the subject.
-fn es_ec(kind: &NoticeKind, facts: &Facts<'_>, out: &mut String) -> Result<String, NoticeError> {
-    let mut b = Body(out);
-    b.para(ES_GREETING);
-    let subject = match kind {
-        NoticeKind::Activation {
-            expires_at,
-            with_code,
-        } => {
-            let at = ecuador_time(*expires_at, Round::Down)?;
-            b.para("Recibimos su solicitud de registro. Para activar su cuenta, abra el siguiente enlace:")
-                .link(facts.link);
-            match (with_code, facts.code) {
-                (true, Some(code)) => {
-                    // Written in place: no intermediate copy of the code.
-                    b.para("Su código de activación es ");
-                    b.0.push_str(code);
-                    b.0.push_str(". Ingréselo cuando el portal se lo solicite.");
-                    b.para(&format!(
-                        "El enlace y el código vencen el {at} {ES_TIME}. No los comparta con nadie."
-                    ));
-                }
-                _ => {
-                    b.para(&format!(
-                        "Este enlace vence el {at} {ES_TIME}. No lo comparta con nadie."
-                    ));
-                }
-            }
-            b.para("Si usted no solicitó este registro, ignore este mensaje: la cuenta no se activará.");
-            "Active su cuenta de afiliado"
-        }
-        NoticeKind::UnlockLink { expires_at } => {
-            let at = ecuador_time(*expires_at, Round::Down)?;
-            b.para("Recibimos una solicitud para desbloquear su cuenta. Para desbloquearla, abra el siguiente enlace:")
-                .link(facts.link)
-                .para(&format!(
-                    "Este enlace vence el {at} {ES_TIME} y solo puede usarse una vez. No lo comparta con nadie."
-                ))
-                .para("Si usted no solicitó el desbloqueo, ignore este mensaje: su cuenta seguirá bloqueada.");
-            "Desbloqueo de su cuenta"
-        }
-        NoticeKind::ResetLink { expires_at } => {
-            let at = ecuador_time(*expires_at, Round::Down)?;
-            b.para("Recibimos una solicitud para restablecer la contraseña de su cuenta. Para elegir una nueva contraseña, abra el siguiente enlace:")
-                .link(facts.link)
-                .para(&format!(
-                    "Este enlace vence el {at} {ES_TIME} y solo puede usarse una vez. No lo comparta con nadie."
-                ))
-                .para("Si usted no solicitó este cambio, ignore este mensaje: su contraseña actual seguirá vigente.");
-            "Restablecimiento de su contraseña"
-        }
-        NoticeKind::Locked { reason, until } => {
-            b.para(match reason {
-                LockReason::FailedLogins => {
-                    "Su cuenta fue bloqueada porque se registraron varios intentos fallidos de inicio de sesión."
-                }
-                LockReason::FailedRecovery => {
-                    "Su cuenta fue bloqueada porque se registraron varios intentos fallidos de verificación de identidad al recuperar la contraseña."
-                }
-                LockReason::Staff => "Su cuenta fue suspendida por la institución.",
-            });
-            match (until, reason) {
-                (Some(until), _) => {
-                    let at = ecuador_time(*until, Round::Up)?;
-                    b.para(&format!(
-                        "Se desbloqueará automáticamente el {at} {ES_TIME}; a partir de ese momento podrá iniciar sesión nuevamente."
-                    ));
-                }
-                (None, LockReason::Staff) => {
-                    b.para("Para conocer el motivo o solicitar la reactivación de su cuenta, comuníquese con la institución.");
-                }
-                (None, LockReason::FailedLogins | LockReason::FailedRecovery) => {
-                    b.para("Para desbloquearla, solicite un enlace de desbloqueo o restablezca su contraseña desde el portal; el enlace llegará a este correo. También puede comunicarse con la institución.");
-                }
-            }
-            if *reason != LockReason::Staff {
-                b.para("Si usted no realizó estos intentos, es posible que otra persona esté intentando ingresar a su cuenta: le recomendamos cambiar su contraseña en cuanto recupere el acceso.");
-            }
-            "Su cuenta ha sido bloqueada"
-        }
-        NoticeKind::Unlocked => {
-            b.para("Su cuenta fue desbloqueada y ya puede iniciar sesión.")
-                .para("Si usted no solicitó el desbloqueo, comuníquese con la institución de inmediato.");
-            "Su cuenta ha sido desbloqueada"
-        }
-        NoticeKind::PasswordChanged => {
-            b.para("La contraseña de su cuenta fue cambiada. Si usted realizó este cambio, no necesita hacer nada más.")
-                .para("Si usted no cambió su contraseña, restablézcala de inmediato desde el portal y comuníquese con la institución.");
-            "Su contraseña ha sido cambiada"
-        }
-        NoticeKind::EmailChangedFrom { new_masked } => {
-            b.para(&format!(
-                "El correo electrónico de contacto de su cuenta fue cambiado a {new_masked}. Desde ahora, los avisos y enlaces de su cuenta se enviarán a esa dirección y no a esta."
-            ))
-            .para("Si usted no realizó este cambio, comuníquese con la institución de inmediato.");
-            "Cambio del correo electrónico de su cuenta"
-        }
-        NoticeKind::EmailChangedTo => {
-            b.para("Esta dirección es ahora el correo electrónico de contacto de su cuenta de afiliado. Aquí recibirá los avisos y enlaces de su cuenta.")
-                .para("Si usted no solicitó este cambio, comuníquese con la institución de inmediato.");
-            "Nuevo correo electrónico de contacto"
-        }
-        NoticeKind::RegistrationAttemptOnActive => {
-            b.para("Recibimos una solicitud de registro para su cuenta, que ya está activa. Su cuenta no ha sido modificada.")
-                .para("Si fue usted, no necesita registrarse otra vez: inicie sesión con su contraseña o, si no la recuerda, recupérela desde el portal.")
-                .para("Si no fue usted, puede ignorar este mensaje.");
-            "Intento de registro de su cuenta"
-        }
-    };
-    b.para(ES_FOOTER);
-    Ok(subject.to_owned())
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
-// ---------------------------------------------------------------------------------------------
-// English
-// ---------------------------------------------------------------------------------------------
+impl Object for Secret {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
 
-const EN_GREETING: &str = "Dear member,";
-const EN_FOOTER: &str = "This is an automated message; please do not reply to it.\n\
-    We will never ask for your password or codes by email or by phone.";
-const EN_TIME: &str = "(Ecuador time)";
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
-/// Writes the English body into `out` and returns the subject.
-fn en(kind: &NoticeKind, facts: &Facts<'_>, out: &mut String) -> Result<String, NoticeError> {
-    let mut b = Body(out);
-    b.para(EN_GREETING);
-    let subject = match kind {
-        NoticeKind::Activation {
-            expires_at,
-            with_code,
-        } => {
-            let at = ecuador_time(*expires_at, Round::Down)?;
-            b.para("We received your registration. To activate your account, open this link:")
-                .link(facts.link);
-            match (with_code, facts.code) {
-                (true, Some(code)) => {
-                    b.para("Your activation code is ");
-                    b.0.push_str(code);
-                    b.0.push_str(". Enter it when the portal asks for it.");
-                    b.para(&format!(
-                        "The link and the code expire on {at} {EN_TIME}. Do not share them with anyone."
-                    ));
-                }
-                _ => {
-                    b.para(&format!(
-                        "This link expires on {at} {EN_TIME}. Do not share it with anyone."
-                    ));
-                }
-            }
-            b.para(
-                "If you did not register, ignore this message: the account will not be activated.",
-            );
-            "Activate your member account"
+/// A template error, as a message without values: the kind of error and where it happened.
+fn template_error(err: Error) -> NoticeError {
+    let kind = err.kind();
+    NoticeError::Template(match (err.name(), err.line()) {
+        (Some(name), Some(line)) => format!("{kind} (in {name}:{line})"),
+        (Some(name), None) => format!("{kind} (in {name})"),
+        _ => kind.to_string(),
+    })
+}
+
+fn not_utf8(template: &Template<'_, '_>) -> NoticeError {
+    NoticeError::Template(format!("output of {} is not UTF-8", template.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_loads() {
+        let env = environment().expect("templates load");
+        for (name, _) in TEMPLATES {
+            assert!(env.get_template(name).is_ok(), "{name}");
         }
-        NoticeKind::UnlockLink { expires_at } => {
-            let at = ecuador_time(*expires_at, Round::Down)?;
-            b.para("We received a request to unlock your account. To unlock it, open this link:")
-                .link(facts.link)
-                .para(&format!(
-                    "This link expires on {at} {EN_TIME} and works only once. Do not share it with anyone."
-                ))
-                .para("If you did not ask to unlock your account, ignore this message: it will stay locked.");
-            "Unlock your account"
-        }
-        NoticeKind::ResetLink { expires_at } => {
-            let at = ecuador_time(*expires_at, Round::Down)?;
-            b.para("We received a request to reset the password of your account. To choose a new password, open this link:")
-                .link(facts.link)
-                .para(&format!(
-                    "This link expires on {at} {EN_TIME} and works only once. Do not share it with anyone."
-                ))
-                .para("If you did not ask for this, ignore this message: your current password stays valid.");
-            "Reset your password"
-        }
-        NoticeKind::Locked { reason, until } => {
-            b.para(match reason {
-                LockReason::FailedLogins => {
-                    "Your account was locked after several failed login attempts."
-                }
-                LockReason::FailedRecovery => {
-                    "Your account was locked after several failed identity checks during password recovery."
-                }
-                LockReason::Staff => "Your account was suspended by the institution.",
-            });
-            match (until, reason) {
-                (Some(until), _) => {
-                    let at = ecuador_time(*until, Round::Up)?;
-                    b.para(&format!(
-                        "It will unlock automatically on {at} {EN_TIME}; from then on you can log in again."
-                    ));
-                }
-                (None, LockReason::Staff) => {
-                    b.para("To learn why or to ask for your account to be reinstated, contact the institution.");
-                }
-                (None, LockReason::FailedLogins | LockReason::FailedRecovery) => {
-                    b.para("To unlock it, request an unlock link or reset your password on the portal; the link will be sent to this address. You can also contact the institution.");
-                }
-            }
-            if *reason != LockReason::Staff {
-                b.para("If these attempts were not yours, someone may be trying to access your account: we recommend changing your password as soon as you regain access.");
-            }
-            "Your account has been locked"
-        }
-        NoticeKind::Unlocked => {
-            b.para("Your account was unlocked and you can log in again.")
-                .para("If you did not ask for this, contact the institution immediately.");
-            "Your account has been unlocked"
-        }
-        NoticeKind::PasswordChanged => {
-            b.para("The password of your account was changed. If you made this change, there is nothing else to do.")
-                .para("If you did not change your password, reset it on the portal immediately and contact the institution.");
-            "Your password has been changed"
-        }
-        NoticeKind::EmailChangedFrom { new_masked } => {
-            b.para(&format!(
-                "The contact email address of your account was changed to {new_masked}. From now on, the notices and links of your account will be sent to that address, not to this one."
-            ))
-            .para("If you did not make this change, contact the institution immediately.");
-            "The email address of your account was changed"
-        }
-        NoticeKind::EmailChangedTo => {
-            b.para("This is now the contact email address of your member account. You will receive the notices and links of your account here.")
-                .para("If you did not ask for this change, contact the institution immediately.");
-            "New contact email address"
-        }
-        NoticeKind::RegistrationAttemptOnActive => {
-            b.para("We received a registration request for your account, which is already active. Your account was not changed.")
-                .para("If it was you, you do not need to register again: log in with your password or, if you do not remember it, recover it on the portal.")
-                .para("If it was not you, you can ignore this message.");
-            "Registration attempt for your account"
-        }
-    };
-    b.para(EN_FOOTER);
-    Ok(subject.to_owned())
+    }
+
+    #[test]
+    fn html_values_are_escaped_but_slashes_kept() {
+        let env = environment().expect("templates load");
+        let tmpl = env
+            .template_from_named_str("t.html", "{{ a }}|{{ b }}|{{ c|safe }}")
+            .expect("parses");
+        let out = tmpl
+            .render(context! { a => "<a href=\"x\">&'</a>", b => "22/11/2026", c => "<b>" })
+            .expect("renders");
+        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;|22/11/2026|<b>");
+        let tmpl = env
+            .template_from_named_str("t.txt", "{{ a }}")
+            .expect("parses");
+        assert_eq!(tmpl.render(context! { a => "<&>" }).expect("renders"), "<&>");
+    }
+
+    #[test]
+    fn unsafe_secrets_are_refused() {
+        let err = Secret::value(Zeroizing::new("https://x.ec/a?token=<b>".to_owned()))
+            .expect_err("refused");
+        assert!(matches!(err, NoticeError::Template(ref m) if !m.contains("token")));
+    }
+
+    #[test]
+    fn template_errors_carry_no_values() {
+        let env = environment().expect("templates load");
+        let tmpl = env
+            .template_from_named_str("t.txt", "{{ missing }}")
+            .expect("parses");
+        let err = template_error(tmpl.render(context! { secret => "s3cr3t" }).expect_err("undefined"));
+        let msg = err.to_string();
+        assert!(msg.contains("t.txt"), "{msg}");
+        assert!(!msg.contains("s3cr3t") && !msg.contains("missing"), "{msg}");
+    }
 }

@@ -237,8 +237,13 @@ pub struct RecoveryPolicy {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NoticePolicy {
-    /// Maximum link-bearing mails (activation, unlock, reset) per member per day.
-    pub max_links_per_day: u32,
+    /// Maximum notices per member per day (America/Guayaquil) that someone other than the
+    /// member can trigger: activation, unlock and reset links, lock warnings and
+    /// registration-attempt warnings. Beyond it requests answer the same, nothing is sent,
+    /// and a `NoticeSuppressed` audit event is written. Notices that follow a proven action
+    /// (password or email changed, unlocked, staff suspension) are never suppressed.
+    #[serde(alias = "max_links_per_day")]
+    pub max_per_day: u32,
 }
 
 mod durations_serde {
@@ -356,9 +361,7 @@ impl Policy {
                 human_check: false,
             },
             hashing: HashParams::OWASP,
-            notices: NoticePolicy {
-                max_links_per_day: 10,
-            },
+            notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
         }
     }
@@ -431,9 +434,7 @@ impl Policy {
                 human_check: true,
             },
             hashing: HashParams::OWASP,
-            notices: NoticePolicy {
-                max_links_per_day: 10,
-            },
+            notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
         }
     }
@@ -494,9 +495,7 @@ impl Policy {
                 human_check: true,
             },
             hashing: HashParams::OWASP,
-            notices: NoticePolicy {
-                max_links_per_day: 10,
-            },
+            notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
         }
     }
@@ -666,8 +665,8 @@ impl Policy {
         if self.retention.audit.is_zero() {
             return Err(invalid("retention.audit", "must be positive"));
         }
-        if self.notices.max_links_per_day == 0 {
-            return Err(invalid("notices.max_links_per_day", "must be at least 1"));
+        if self.notices.max_per_day == 0 {
+            return Err(invalid("notices.max_per_day", "must be at least 1"));
         }
         Ok(())
     }

@@ -1218,10 +1218,11 @@ fn staff_reset_mail_moves_to_resetting_without_checks() {
 #[test]
 fn link_mails_are_capped_per_day() {
     let mut policy = Policy::iess();
-    policy.notices.max_links_per_day = 2;
+    policy.notices.max_per_day = 3;
     let mut w = World::new(policy);
-    w.activated(T0); // 1 link mail (activation)
-    let _ = w.fail_logins(3, T0);
+    w.activated(T0); // 1: activation link
+    let d = w.fail_logins(3, T0); // 2: lock warning
+    assert_eq!(d.notices().count(), 1);
     let (_, a) = w.token(TokenPurpose::Unlock);
     assert!(matches!(
         w.apply(
@@ -1248,4 +1249,47 @@ fn link_mails_are_capped_per_day() {
     assert_eq!(d.outcome, Outcome::Throttled);
     assert_eq!(d.notices().count(), 0);
     assert_eq!(audits(&d), vec![AuditKind::NoticeSuppressed]);
+}
+
+#[test]
+fn stranger_triggered_notices_stop_at_the_daily_cap_but_proven_actions_are_always_announced() {
+    let mut policy = Policy::recommended(); // 10 failures lock for 1 minute
+    policy.notices.max_per_day = 2;
+    let mut w = World::new(policy);
+    w.activated(T0); // 1: activation link
+    let mut now = T0 + Duration::minutes(1);
+    // 2: the first lock warning goes out.
+    let d = w.fail_logins(10, now);
+    assert_eq!(d.notices().count(), 1);
+    // A stranger keeps locking the account: further warnings are suppressed and audited.
+    now += Duration::minutes(5);
+    let d = w.fail_logins(10, now);
+    assert!(matches!(d.outcome, Outcome::Locked { .. }));
+    assert_eq!(d.notices().count(), 0);
+    assert!(audits(&d).contains(&AuditKind::NoticeSuppressed));
+    // The member resets the password: that notice is never suppressed.
+    now += Duration::hours(2);
+    let (_, link) = w.token(TokenPurpose::Reset);
+    let _ = w
+        .apply(&staff(StaffAction::SendReset { link }), now)
+        .unwrap();
+    let password = w.new_password("Atardecer en el Cotopaxi 3");
+    let d = w
+        .apply(
+            &Command::ResetPassword {
+                link,
+                password,
+                declaration_accepted: false,
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        notices(&d),
+        vec![("ana.quispe@example.ec".into(), NoticeKind::PasswordChanged)]
+    );
+    // The cap restarts the next day in Ecuador.
+    let tomorrow = datetime!(2026-11-23 00:00 -5);
+    let d = w.fail_logins(10, tomorrow);
+    assert_eq!(d.notices().count(), 1);
 }

@@ -51,7 +51,7 @@ trait Preset: Clone + std::fmt::Debug + 'static {
         p.hashing = HashParams::danger_insecure_for_tests();
         p.registration.resend_cooldown = Duration::ZERO;
         p.registration.max_per_day = 1_000_000;
-        p.notices.max_links_per_day = 1_000_000;
+        p.notices.max_per_day = 1_000_000;
         p
     }
 }

@@ -190,14 +190,15 @@ impl Machine<'_> {
         }
     }
 
-    /// Whether another link-bearing mail may go out today; counts it when it may.
-    fn take_link_quota(&mut self) -> bool {
+    /// Whether another stranger-triggerable notice may go out today (`notices.max_per_day`);
+    /// counts it when it may, audits `NoticeSuppressed` when it may not.
+    fn take_notice_quota(&mut self) -> bool {
         let day = local_day(self.now);
-        if self.rec.links_sent.on(day) >= self.policy.notices.max_links_per_day {
+        if self.rec.notices_sent.on(day) >= self.policy.notices.max_per_day {
             self.audit(AuditKind::NoticeSuppressed);
             return false;
         }
-        self.rec.links_sent = self.rec.links_sent.bumped(day);
+        self.rec.notices_sent = self.rec.notices_sent.bumped(day);
         true
     }
 
@@ -365,7 +366,11 @@ impl Machine<'_> {
             until,
         });
         if let Some(p) = self.rec.state.profile().cloned() {
-            self.notify(&p.contact.email, NoticeKind::Locked { reason, until });
+            // Strangers can trigger lock warnings (wrong passwords), so they count against
+            // the daily cap; a staff suspension is always announced.
+            if reason == LockReason::Staff || self.take_notice_quota() {
+                self.notify(&p.contact.email, NoticeKind::Locked { reason, until });
+            }
         }
         until
     }
@@ -416,7 +421,7 @@ impl Machine<'_> {
         }
         if let Some(p) = self.rec.state.profile().cloned() {
             self.audit(AuditKind::RegistrationOnActive);
-            if self.take_link_quota() {
+            if self.take_notice_quota() {
                 self.notify(&p.contact.email, NoticeKind::RegistrationAttemptOnActive);
             }
             return Ok(Outcome::AlreadyRegistered);
@@ -426,7 +431,8 @@ impl Machine<'_> {
             .rec
             .last_registration_at
             .is_some_and(|t| self.now < lockout::after(t, reg.resend_cooldown));
-        if cooling || self.rec.registrations.on(day) >= reg.max_per_day || !self.take_link_quota() {
+        if cooling || self.rec.registrations.on(day) >= reg.max_per_day || !self.take_notice_quota()
+        {
             self.audit(AuditKind::RegistrationThrottled);
             return Ok(Outcome::Throttled);
         }
@@ -635,7 +641,7 @@ impl Machine<'_> {
         let Some(email) = self.rec.state.profile().map(|p| p.contact.email.clone()) else {
             return Ok(Outcome::NotLocked);
         };
-        if !self.take_link_quota() {
+        if !self.take_notice_quota() {
             return Ok(Outcome::Throttled);
         }
         let token = self.token(link, ttl);
@@ -772,7 +778,7 @@ impl Machine<'_> {
         new_email: Option<&crate::identity::Email>,
         quota: bool,
     ) -> Result<Outcome, Denied> {
-        if quota && !self.take_link_quota() {
+        if quota && !self.take_notice_quota() {
             return Ok(Outcome::Throttled);
         }
         let token = self.token(link, self.policy.recovery.reset_ttl);

@@ -299,8 +299,8 @@ pub struct AccountRecord {
     pub lockouts: u32,
     /// Failed identity checks (registration proofs, recovery) since the last reset.
     pub check_failures: u32,
-    /// Link-bearing mails sent today.
-    pub links_sent: DailyCount,
+    /// Notices sent today that count against `Policy.notices.max_per_day`.
+    pub notices_sent: DailyCount,
     /// Registrations accepted today.
     pub registrations: DailyCount,
     /// When the last activation mail was issued (resend cooldown).
@@ -317,7 +317,7 @@ impl AccountRecord {
             locale: Locale::default(),
             lockouts: 0,
             check_failures: 0,
-            links_sent: DailyCount::default(),
+            notices_sent: DailyCount::default(),
             registrations: DailyCount::default(),
             last_registration_at: None,
         }

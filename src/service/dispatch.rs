@@ -29,6 +29,21 @@ pub struct DispatchReport {
     pub dead_lettered: usize,
 }
 
+/// Handle of a dispatcher running in the background ([`OutboxDispatcher::spawn`]).
+#[derive(Debug)]
+pub struct DispatcherHandle {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Asks the loop to stop after the batch in progress and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 /// Drains the outbox through a [`Mailer`].
 #[derive(Debug)]
 pub struct OutboxDispatcher {
@@ -108,6 +123,31 @@ impl OutboxDispatcher {
             0
         };
         base + Duration::milliseconds(jitter)
+    }
+
+    /// Runs [`run_once`](Self::run_once) in a background task: again at once while batches
+    /// come back full, otherwise after `idle`. Store or mailer errors are retried after
+    /// `idle` too (the messages stay queued). Requires a tokio runtime.
+    pub fn spawn(self: Arc<Self>, batch: usize, idle: std::time::Duration) -> DispatcherHandle {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let busy = match self.run_once(batch).await {
+                    Ok(r) => r.sent + r.retried + r.dead_lettered >= batch,
+                    Err(_) => false,
+                };
+                if *stopped.borrow() {
+                    return;
+                }
+                if !busy {
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }
+        });
+        DispatcherHandle { stop, task }
     }
 
     /// Claims up to `limit` due messages and tries each once.

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-pub use dispatch::{DispatchReport, OutboxDispatcher};
+pub use dispatch::{DispatchReport, DispatcherHandle, OutboxDispatcher};
 pub use hashing::{Argon2Hasher, Busy, HashPool, PasswordHasher};
 pub use normalize::normalize_answer;
 
