@@ -1,15 +1,23 @@
-//! Rendering of [`Notice`]s into plain-text [`Mail`]s, in the member's [`Locale`].
+//! Rendering of [`Notice`]s into [`Mail`]s — a plain-text body and an HTML alternative — in
+//! the member's [`Locale`].
 //!
 //! The outbox dispatcher claims a message, unseals its [`LinkSecrets`] (link-bearing notices
 //! only) and calls [`render`]; the resulting [`Mail`] goes to the [`Mailer`](crate::ports::Mailer).
 //!
+//! * The texts live in [minijinja](https://docs.rs/minijinja) templates under
+//!   `src/templates/{es-EC,en}/`, embedded in the binary: per locale a `layout.txt` and a
+//!   `layout.html` (greeting and closing lines) and, per kind of notice, `{kind}.txt` (the
+//!   subject in a `subject` block, the body in `body`) and `{kind}.html` (the body). `.html`
+//!   templates are auto-escaped; the link and the code are the only values written as they
+//!   are, and they are HTML-safe by construction.
 //! * Links are built **only** from the configured [`LinkBase`]: never from a request's `Host`
-//!   header or anything else an attacker could influence.
+//!   header or anything else an attacker could influence. The HTML shows each link as a
+//!   button and as the visible address.
 //! * Times are shown in continental Ecuador time (`America/Guayaquil`: UTC−5 all year, no
 //!   daylight saving), as `22/11/2026 19:25` followed by `(hora de Ecuador)` /
 //!   `(Ecuador time)`. Link expiries are rounded *down* to the minute (the link still works
 //!   at the time shown); automatic-unlock times are rounded *up* (the account is unlocked at
-//!   the time shown).
+//!   the time shown). The times are formatted here and handed to the templates as text.
 //! * Texts are polite Spanish as written in Ecuador (usted form) or English. The member's ID
 //!   never appears (it is not in the [`Notice`]); the new address of an email change appears
 //!   only masked.
@@ -38,10 +46,15 @@
 //! assert!(mail.text.contains(&link));
 //! assert!(mail.text.contains("Su código de activación es 4821."));
 //! assert!(mail.text.contains("22/11/2026 19:25 (hora de Ecuador)"));
+//!
+//! let html = mail.html.as_deref().unwrap_or_default();
+//! assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"es-EC\">"));
+//! assert!(html.contains(&format!("<a href=\"{link}\"")));
+//! assert!(html.contains("Su código de activación es <strong"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use minijinja::syntax::SyntaxConfig;
@@ -359,7 +372,7 @@ pub fn render(
         .map_err(template_error)?;
     let mut html = Vec::with_capacity(HTML_CAPACITY);
     html_template
-        .render_to_write(context! { subject => subject.as_str(), ..ctx }, &mut html)
+        .render_captured_to(context! { subject => subject.as_str(), ..ctx }, &mut html)
         .map_err(template_error)?;
     let html = String::from_utf8(html).map_err(|_| not_utf8(&html_template))?;
 
@@ -386,46 +399,43 @@ struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
+    /// The facts of `kind`, with its times formatted.
     fn of(kind: &'a NoticeKind) -> Result<Self, NoticeError> {
-        let mut facts = Self {
-            template: "",
+        let only = |template| Self {
+            template,
             expires_at: None,
             unlock_at: None,
             reason: None,
             new_masked: None,
         };
-        facts.template = match kind {
-            NoticeKind::Activation { expires_at, .. } => {
-                facts.expires_at = Some(ecuador_time(*expires_at, Round::Down)?);
-                "activation"
-            }
-            NoticeKind::UnlockLink { expires_at } => {
-                facts.expires_at = Some(ecuador_time(*expires_at, Round::Down)?);
-                "unlock_link"
-            }
-            NoticeKind::ResetLink { expires_at } => {
-                facts.expires_at = Some(ecuador_time(*expires_at, Round::Down)?);
-                "reset_link"
-            }
-            NoticeKind::Locked { reason, until } => {
-                facts.reason = Some(match reason {
+        let expiring = |template, expires_at| -> Result<Self, NoticeError> {
+            Ok(Self {
+                expires_at: Some(ecuador_time(expires_at, Round::Down)?),
+                ..only(template)
+            })
+        };
+        Ok(match kind {
+            NoticeKind::Activation { expires_at, .. } => expiring("activation", *expires_at)?,
+            NoticeKind::UnlockLink { expires_at } => expiring("unlock_link", *expires_at)?,
+            NoticeKind::ResetLink { expires_at } => expiring("reset_link", *expires_at)?,
+            NoticeKind::Locked { reason, until } => Self {
+                reason: Some(match reason {
                     LockReason::FailedLogins => "failed_logins",
                     LockReason::FailedRecovery => "failed_recovery",
                     LockReason::Staff => "staff",
-                });
-                facts.unlock_at = until.map(|t| ecuador_time(t, Round::Up)).transpose()?;
-                "locked"
-            }
-            NoticeKind::Unlocked => "unlocked",
-            NoticeKind::PasswordChanged => "password_changed",
-            NoticeKind::EmailChangedFrom { new_masked } => {
-                facts.new_masked = Some(new_masked);
-                "email_changed_from"
-            }
-            NoticeKind::EmailChangedTo => "email_changed_to",
-            NoticeKind::RegistrationAttemptOnActive => "registration_attempt_on_active",
-        };
-        Ok(facts)
+                }),
+                unlock_at: until.map(|t| ecuador_time(t, Round::Up)).transpose()?,
+                ..only("locked")
+            },
+            NoticeKind::Unlocked => only("unlocked"),
+            NoticeKind::PasswordChanged => only("password_changed"),
+            NoticeKind::EmailChangedFrom { new_masked } => Self {
+                new_masked: Some(new_masked),
+                ..only("email_changed_from")
+            },
+            NoticeKind::EmailChangedTo => only("email_changed_to"),
+            NoticeKind::RegistrationAttemptOnActive => only("registration_attempt_on_active"),
+        })
     }
 }
 
@@ -555,7 +565,11 @@ fn build_environment() -> Result<Environment<'static>, NoticeError> {
 /// escaped; minijinja's default escaper would also turn `/` into `&#x2f;`, which HTML does not
 /// need and which would garble the dates and the visible link. Anything else goes to
 /// minijinja's default formatter.
-fn format_value(out: &mut Output<'_>, state: &mut State<'_, '_>, value: &Value) -> Result<(), Error> {
+fn format_value(
+    out: &mut Output<'_>,
+    state: &mut State<'_, '_>,
+    value: &Value,
+) -> Result<(), Error> {
     if let Some(secret) = value.downcast_object_ref::<Secret>() {
         return out.write_str(&secret.0).map_err(Error::from);
     }
@@ -655,11 +669,17 @@ mod tests {
         let out = tmpl
             .render(context! { a => "<a href=\"x\">&'</a>", b => "22/11/2026", c => "<b>" })
             .expect("renders");
-        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;|22/11/2026|<b>");
+        assert_eq!(
+            out,
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;|22/11/2026|<b>"
+        );
         let tmpl = env
             .template_from_named_str("t.txt", "{{ a }}")
             .expect("parses");
-        assert_eq!(tmpl.render(context! { a => "<&>" }).expect("renders"), "<&>");
+        assert_eq!(
+            tmpl.render(context! { a => "<&>" }).expect("renders"),
+            "<&>"
+        );
     }
 
     #[test]
@@ -675,7 +695,10 @@ mod tests {
         let tmpl = env
             .template_from_named_str("t.txt", "{{ missing }}")
             .expect("parses");
-        let err = template_error(tmpl.render(context! { secret => "s3cr3t" }).expect_err("undefined"));
+        let err = template_error(
+            tmpl.render(context! { secret => "s3cr3t" })
+                .expect_err("undefined"),
+        );
         let msg = err.to_string();
         assert!(msg.contains("t.txt"), "{msg}");
         assert!(!msg.contains("s3cr3t") && !msg.contains("missing"), "{msg}");

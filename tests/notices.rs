@@ -1,5 +1,9 @@
 //! Rendering of notices into mails: every kind in both locales, links only from the configured
-//! base, Ecuador time, secrets kept out of `Debug`, and whole-text snapshots in es-EC.
+//! base, Ecuador time, secrets kept out of `Debug`, the HTML part (escaping, language, link),
+//! whole-text snapshots in es-EC, and `insta` snapshots of every notice in both locales, text
+//! and HTML (`tests/snapshots/`; regenerate with `INSTA_UPDATE=always` or `cargo insta`, and
+//! review the diff by eye: a missing snapshot fails the test, and with `CI=true` none is
+//! written).
 
 use afiliado::Email;
 use afiliado::core::{Locale, LockReason, Notice, NoticeKind};
@@ -669,4 +673,222 @@ Si no fue usted, puede ignorar este mensaje.
 Este es un mensaje automático; por favor, no responda a este correo.
 Nunca le solicitaremos su contraseña ni sus códigos por correo electrónico ni por teléfono.",
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML part
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn html_part_mirrors_the_text() {
+    for locale in [Locale::EsEc, Locale::En] {
+        for kind in all_kinds() {
+            let mail = render(
+                &notice(locale, kind.clone()),
+                Some(&secrets()),
+                &links(),
+                "m",
+            )
+            .unwrap();
+            let ctx = format!("{locale:?} {kind:?}");
+            let html = mail.html.as_deref().expect("every mail has an HTML part");
+            assert!(html.starts_with("<!DOCTYPE html>\n<html lang="), "{ctx}");
+            assert!(html.ends_with("</html>"), "{ctx}");
+            let lang = match locale {
+                Locale::EsEc => "lang=\"es-EC\"",
+                _ => "lang=\"en\"",
+            };
+            assert!(html.contains(lang), "{ctx}");
+            assert!(
+                html.contains(&format!("<title>{}</title>", mail.subject)),
+                "{ctx}"
+            );
+            assert!(html.contains("<meta charset=\"utf-8\">"), "{ctx}");
+            for leftover in ["{{", "}}", "{%", "%}", "&#x2f;", "&amp;"] {
+                assert!(!html.contains(leftover), "{ctx}: {leftover}");
+                assert!(!mail.text.contains(leftover), "{ctx}: {leftover}");
+            }
+
+            // The link as a button and as the visible address; nothing else links out.
+            match kind.link_purpose() {
+                Some(purpose) => {
+                    let link = expected_link(purpose);
+                    assert_eq!(
+                        html.matches(&format!("<a href=\"{link}\" style=")).count(),
+                        2,
+                        "{ctx}"
+                    );
+                    assert!(html.contains(&format!(">{link}</a>")), "{ctx}");
+                    assert_eq!(html.matches(TOKEN).count(), 3, "{ctx}");
+                    assert_eq!(html.matches("http").count(), 3, "{ctx}");
+                }
+                None => {
+                    assert!(!html.contains("<a "), "{ctx}");
+                    assert!(!html.contains("http"), "{ctx}");
+                    assert!(!html.contains(TOKEN), "{ctx}");
+                }
+            }
+            let with_code = matches!(
+                kind,
+                NoticeKind::Activation {
+                    with_code: true,
+                    ..
+                }
+            );
+            assert_eq!(html.contains(CODE), with_code, "{ctx}");
+
+            // Same times, same closing lines, same language.
+            let shows_time = mail.text.contains("22/11/2026 19:25");
+            assert_eq!(
+                html.contains("<strong>22/11/2026 19:25</strong>"),
+                shows_time,
+                "{ctx}"
+            );
+            match locale {
+                Locale::EsEc => {
+                    assert!(html.contains("Estimado(a) afiliado(a):"), "{ctx}");
+                    assert!(
+                        html.contains("Nunca le solicitaremos su contraseña ni sus códigos"),
+                        "{ctx}"
+                    );
+                }
+                _ => {
+                    assert!(html.contains("Dear member,"), "{ctx}");
+                    assert!(
+                        html.contains("We will never ask for your password"),
+                        "{ctx}"
+                    );
+                    assert!(html.is_ascii(), "{ctx}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn html_escapes_dynamic_values() {
+    let hostile = "n***<script>alert('x')</script>&\"@correo.ec";
+    for locale in [Locale::EsEc, Locale::En] {
+        let kind = NoticeKind::EmailChangedFrom {
+            new_masked: hostile.into(),
+        };
+        let mail = render(&notice(locale, kind), None, &links(), "m").unwrap();
+        let html = mail.html.unwrap();
+        assert!(
+            html.contains(
+                "<strong>n***&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;@correo.ec</strong>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script"), "{html}");
+        // The text part is plain text: shown as given.
+        assert!(mail.text.contains(hostile), "{}", mail.text);
+    }
+}
+
+#[test]
+fn html_keeps_spanish_accents() {
+    let mail = render(
+        &notice(Locale::EsEc, NoticeKind::PasswordChanged),
+        None,
+        &links(),
+        "m",
+    )
+    .unwrap();
+    let html = mail.html.unwrap();
+    assert!(
+        html.contains("<title>Su contraseña ha sido cambiada</title>"),
+        "{html}"
+    );
+    assert!(html.contains("restablézcala de inmediato"), "{html}");
+    assert!(!html.contains("&oacute;") && !html.contains('\u{0301}'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// insta snapshots: every notice, both locales, text and HTML
+// ---------------------------------------------------------------------------------------------
+
+/// Renders `kind` in both locales and compares subject + text and the HTML with the committed
+/// snapshots `tests/snapshots/notices__{locale}__{name}__{text,html}.snap`.
+#[track_caller]
+fn assert_notice_snapshots(name: &str, kind: NoticeKind) {
+    for (locale, tag) in [(Locale::EsEc, "es_ec"), (Locale::En, "en")] {
+        let mail = render(
+            &notice(locale, kind.clone()),
+            Some(&secrets()),
+            &links(),
+            "snap",
+        )
+        .unwrap();
+        let text = format!("Subject: {}\n\n{}", mail.subject, mail.text);
+        insta::assert_snapshot!(format!("{tag}__{name}__text"), text);
+        let html = mail.html.expect("every mail has an HTML part");
+        insta::assert_snapshot!(format!("{tag}__{name}__html"), html);
+    }
+}
+
+/// An automatic unlock at 20:00:13 Ecuador time: shown rounded up, as 20:01.
+const UNTIL: OffsetDateTime = datetime!(2026-11-22 20:00:13 -5);
+
+macro_rules! notice_snapshots {
+    ($($name:ident => $kind:expr,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                assert_notice_snapshots(stringify!($name), $kind);
+            }
+        )*
+    };
+}
+
+mod snapshots {
+    use super::*;
+
+    notice_snapshots! {
+        activation_with_code => NoticeKind::Activation {
+            expires_at: EXPIRES,
+            with_code: true,
+        },
+        activation_link_only => NoticeKind::Activation {
+            expires_at: EXPIRES,
+            with_code: false,
+        },
+        unlock_link => NoticeKind::UnlockLink {
+            expires_at: EXPIRES,
+        },
+        reset_link => NoticeKind::ResetLink {
+            expires_at: EXPIRES,
+        },
+        locked_failed_logins_until => NoticeKind::Locked {
+            reason: LockReason::FailedLogins,
+            until: Some(UNTIL),
+        },
+        locked_failed_logins_indefinite => NoticeKind::Locked {
+            reason: LockReason::FailedLogins,
+            until: None,
+        },
+        locked_failed_recovery_until => NoticeKind::Locked {
+            reason: LockReason::FailedRecovery,
+            until: Some(UNTIL),
+        },
+        locked_failed_recovery_indefinite => NoticeKind::Locked {
+            reason: LockReason::FailedRecovery,
+            until: None,
+        },
+        locked_staff_until => NoticeKind::Locked {
+            reason: LockReason::Staff,
+            until: Some(UNTIL),
+        },
+        locked_staff_indefinite => NoticeKind::Locked {
+            reason: LockReason::Staff,
+            until: None,
+        },
+        unlocked => NoticeKind::Unlocked,
+        password_changed => NoticeKind::PasswordChanged,
+        email_changed_from => NoticeKind::EmailChangedFrom {
+            new_masked: email("nuevo@correo.ec").masked(),
+        },
+        email_changed_to => NoticeKind::EmailChangedTo,
+        registration_attempt_on_active => NoticeKind::RegistrationAttemptOnActive,
+    }
 }
