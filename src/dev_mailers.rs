@@ -3,8 +3,8 @@
 //! * [`StdoutMailer`] (always available) prints each mail — headers and the plain-text part —
 //!   to standard output.
 //! * `EmlDirMailer` (feature `smtp`, it reuses the SMTP message builder) writes each mail as
-//!   an RFC 5322 `.eml` file, byte for byte what [`SmtpMailer`](crate::smtp) would send,
-//!   which any mail client opens.
+//!   an RFC 5322 `.eml` file, built exactly as the SMTP mailer (`afiliado::smtp`) builds it;
+//!   any mail client opens it.
 //!
 //! **Not for production.** Mails carry activation, unlock and reset links and activation
 //! codes: these mailers put them in clear on the terminal (and whatever collects its output:

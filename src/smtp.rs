@@ -66,6 +66,7 @@
 //! The tokio runtime running [`Mailer::send`] needs its time driver enabled
 //! (`Builder::enable_all`, or `#[tokio::main]`).
 
+use std::error::Error as _;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -452,7 +453,10 @@ impl fmt::Debug for SmtpMailerBuilder {
             .field("port", &self.endpoint.port)
             .field("tls", &self.endpoint.tls.name())
             .field("auth", &self.endpoint.credentials.is_some())
-            .field("sender", &self.sender.as_ref().map(|s| s.mailbox.to_string()))
+            .field(
+                "sender",
+                &self.sender.as_ref().map(|s| s.mailbox.to_string()),
+            )
             .field("extra_roots", &self.roots.len())
             .finish()
     }
@@ -624,9 +628,10 @@ impl SmtpMailer {
 
     /// Maps a lettre error onto the port's transient/permanent split.
     fn classify(&self, err: &lettre::transport::smtp::Error) -> MailError {
-        let detail = self.scrub(&source_chain(err));
         if let Some(code) = err.status() {
             let code = u16::from(code);
+            // The server's reply text (lettre's own prefix repeats the code).
+            let detail = self.scrub(&err.source().map(source_chain).unwrap_or_default());
             let reason = format!("SMTP {code} from {}: {detail}", self.host);
             return match code {
                 // Authentication refused: the relay's configuration, not this message.
@@ -635,6 +640,7 @@ impl SmtpMailer {
                 _ => MailError::Transient(reason),
             };
         }
+        let detail = self.scrub(&source_chain(err));
         let what = if err.is_timeout() {
             "timed out"
         } else if err.is_tls() {
@@ -653,13 +659,17 @@ impl SmtpMailer {
     }
 }
 
-/// The error's sources, joined (lettre's own `Display` already includes the first one).
-fn source_chain(err: &dyn std::error::Error) -> String {
+/// The error's text and its sources' (each only when it adds something: lettre's own
+/// `Display` already includes its source).
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
-    let mut source = err.source().and_then(std::error::Error::source);
+    let mut source = err.source();
     while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = e.source();
     }
     text
@@ -690,8 +700,8 @@ mod tests {
 
     #[test]
     fn urls() {
-        let e = parse_url("smtp://u%40x:p%3Aw@Mail.Example.EC:2525?tls=implicit&timeout=10")
-            .unwrap();
+        let e =
+            parse_url("smtp://u%40x:p%3Aw@Mail.Example.EC:2525?tls=implicit&timeout=10").unwrap();
         assert_eq!(e.host, "mail.example.ec");
         assert_eq!(e.port, 2525);
         assert_eq!(e.tls, TlsMode::Implicit);

@@ -577,7 +577,14 @@ impl AccountService {
                 Effect::Notify(notice) => {
                     // Stable per committed version: a retried commit reuses nothing (the
                     // conflicting one wrote nothing), a replayed one is deduplicated.
-                    let key = format!("{}/{}/{}", member.as_str(), version.saturating_add(1), i);
+                    // A keyed pseudonym, so the Message-ID built from it does not carry
+                    // the cédula.
+                    let (v, n) = (version.saturating_add(1).to_string(), i.to_string());
+                    let key = self
+                        .inner
+                        .digest_key
+                        .pseudonym("outbox", &[member.as_str(), &v, &n])
+                        .to_hex();
                     let sealed = match (notice.kind.link_purpose(), secrets) {
                         (Some(_), Some(s)) => self.seal(s, &key),
                         _ => Vec::new(),
