@@ -77,6 +77,10 @@ fn replay(log: &[afiliado::core::AuditEvent], threshold: u32) -> (u32, bool, u32
 async fn two_instances_keep_counters_exact() {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         println!("skipped: DATABASE_URL not set");
+        assert!(
+            std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
+            "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run this)"
+        );
         return;
     };
     let schema = format!(

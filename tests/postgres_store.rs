@@ -49,6 +49,10 @@ impl PgBackend {
     async fn from_env() -> Option<Self> {
         let Ok(url) = std::env::var("DATABASE_URL") else {
             println!("skipped: DATABASE_URL not set");
+            assert!(
+                std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
+                "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run these)"
+            );
             return None;
         };
         let admin = PgPoolOptions::new()

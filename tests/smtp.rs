@@ -4,7 +4,9 @@
 //! authentication, the STARTTLS requirement and timeouts; and the development mailers.
 //!
 //! Needs `python3` with `aiosmtpd` (Debian: `apt-get install python3-aiosmtpd`; CI installs
-//! it). Without it these tests FAIL, they do not skip. `AFILIADO_TEST_PYTHON` picks the
+//! it). Without it the server tests print `skipped: aiosmtpd not installed` and return, so
+//! `cargo test` works on a fresh machine; `.ci/run` installs it and fails on that line, so CI
+//! always runs them. `AFILIADO_TEST_PYTHON` picks the
 //! interpreter; otherwise the first of `python3`, `/usr/bin/python3` that imports `aiosmtpd`.
 #![cfg(feature = "smtp")]
 #![allow(clippy::disallowed_methods)]
@@ -100,9 +102,9 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// The interpreter to run the server with: one that imports `aiosmtpd`. Panics (fails the
-/// test) with what to install when there is none.
-fn python() -> String {
+/// The interpreter to run the server with: one that imports `aiosmtpd`; `None` (with the
+/// line CI looks for) when there is none.
+fn python() -> Option<String> {
     let mut candidates = Vec::new();
     if let Ok(p) = std::env::var("AFILIADO_TEST_PYTHON") {
         candidates.push(p);
@@ -117,13 +119,18 @@ fn python() -> String {
             .status()
             .is_ok_and(|s| s.success());
         if ok {
-            return candidate.clone();
+            return Some(candidate.clone());
         }
     }
-    panic!(
-        "these tests need python3 with aiosmtpd (Debian: apt-get install python3-aiosmtpd); \
+    println!(
+        "skipped: aiosmtpd not installed (Debian: apt-get install python3-aiosmtpd); \
          none of {candidates:?} can `import aiosmtpd` (set AFILIADO_TEST_PYTHON to choose one)"
     );
+    assert!(
+        std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
+        "aiosmtpd is missing but AFILIADO_REQUIRE_SERVICES is set (CI must run these)"
+    );
+    None
 }
 
 /// A port nothing listens on (bound, then released).
@@ -143,12 +150,12 @@ struct SmtpServer {
 }
 
 impl SmtpServer {
-    async fn start(mode: &str) -> Self {
+    async fn start(mode: &str) -> Option<Self> {
         Self::start_on(free_port(), mode, &[]).await
     }
 
-    async fn start_on(port: u16, mode: &str, extra: &[&str]) -> Self {
-        let python = python();
+    async fn start_on(port: u16, mode: &str, extra: &[&str]) -> Option<Self> {
+        let python = python()?;
         let dir = TempDir::new().expect("temp dir");
         let script = dir.path().join("server.py");
         std::fs::write(&script, SERVER_PY).expect("write server.py");
@@ -178,7 +185,7 @@ impl SmtpServer {
             _dir: dir,
         };
         match tokio::time::timeout(StdDuration::from_secs(20), ready).await {
-            Ok(Ok(Ok(line))) if line.trim() == "READY" => server,
+            Ok(Ok(Ok(line))) if line.trim() == "READY" => Some(server),
             other => panic!(
                 "the SMTP server did not start ({other:?}); its log:\n{}",
                 server.log()
@@ -454,7 +461,9 @@ fn check_message(raw: &[u8], mail: &Mail) {
 
 #[tokio::test]
 async fn registration_mail_is_delivered_over_smtp() {
-    let server = SmtpServer::start("accept").await;
+    let Some(server) = SmtpServer::start("accept").await else {
+        return;
+    };
     let s = Setup::new();
     s.register().await;
     let mailer = Recording::new(smtp_mailer(&server.url()));
@@ -490,7 +499,9 @@ async fn registration_mail_is_delivered_over_smtp() {
 
 #[tokio::test]
 async fn spanish_subject_and_html_part_survive_the_trip() {
-    let server = SmtpServer::start("accept").await;
+    let Some(server) = SmtpServer::start("accept").await else {
+        return;
+    };
     let mailer = smtp_mailer(&server.url());
     let mail = Mail::new(
         "4f1c2e9a/7/0",
@@ -526,7 +537,9 @@ async fn a_server_that_is_down_means_retry_then_exactly_one_delivery() {
     assert_eq!(msg.attempts, 1);
     assert!(s.dead_letter_reasons().await.is_empty());
 
-    let server = SmtpServer::start_on(port, "accept", &[]).await;
+    let Some(server) = SmtpServer::start_on(port, "accept", &[]).await else {
+        return;
+    };
     // Not due yet: nothing happens.
     assert_eq!(counts(dispatcher.run_once(10).await.unwrap()), (0, 0, 0));
     assert!(server.received().is_empty());
@@ -542,7 +555,9 @@ async fn a_server_that_is_down_means_retry_then_exactly_one_delivery() {
 
 #[tokio::test]
 async fn a_550_reply_dead_letters_at_once_with_an_audit_event() {
-    let server = SmtpServer::start("reject550").await;
+    let Some(server) = SmtpServer::start("reject550").await else {
+        return;
+    };
     let s = Setup::new();
     s.register().await;
     let dispatcher = s.dispatcher(Arc::new(smtp_mailer(&server.url())));
@@ -574,7 +589,9 @@ async fn a_550_reply_dead_letters_at_once_with_an_audit_event() {
 
 #[tokio::test]
 async fn a_451_reply_is_retried_until_max_attempts_then_dead_lettered() {
-    let server = SmtpServer::start("defer451").await;
+    let Some(server) = SmtpServer::start("defer451").await else {
+        return;
+    };
     let s = Setup::new();
     s.register().await;
     let dispatcher = s
@@ -606,7 +623,9 @@ async fn a_451_reply_is_retried_until_max_attempts_then_dead_lettered() {
 async fn authenticates_with_the_percent_decoded_user_info() {
     let port = free_port();
     let (user, password) = ("avisos@isspol.example.ec", "cl@ve:de paso%2026");
-    let server = SmtpServer::start_on(port, "auth", &[user, password]).await;
+    let Some(server) = SmtpServer::start_on(port, "auth", &[user, password]).await else {
+        return;
+    };
     let mail = Mail::new("k-1", TO.parse().unwrap(), "Prueba", "Hola");
 
     let good = format!(
@@ -636,7 +655,9 @@ async fn authenticates_with_the_percent_decoded_user_info() {
 #[tokio::test]
 async fn starttls_is_required_never_skipped() {
     // A plaintext server that does not offer STARTTLS: nothing may be sent in clear.
-    let server = SmtpServer::start("accept").await;
+    let Some(server) = SmtpServer::start("accept").await else {
+        return;
+    };
     let url = format!("smtp://127.0.0.1:{}?tls=starttls&timeout=5", server.port);
     let mail = Mail::new("k-2", TO.parse().unwrap(), "Prueba", "secreto 4821");
     let err = smtp_mailer(&url).send(&mail).await.unwrap_err();
