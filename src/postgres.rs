@@ -351,9 +351,21 @@ fn version_to_db(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("version {v} out of range")))
 }
 
+/// A member id as it may appear in an error (which can reach logs): masked, never whole.
+fn masked(member: &str) -> String {
+    member
+        .parse::<MemberId>()
+        .map(|m| m.masked())
+        .unwrap_or_else(|_| "<unparseable id>".to_owned())
+}
+
 fn version_from_db(member: &str, v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v)
-        .map_err(|_| StoreError::Corrupt(format!("negative version {v} for member {member}")))
+    u64::try_from(v).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "negative version {v} for member {}",
+            masked(member)
+        ))
+    })
 }
 
 fn limit_to_db(limit: usize) -> i64 {
@@ -361,7 +373,8 @@ fn limit_to_db(limit: usize) -> i64 {
 }
 
 fn decode_record(member: &str, version: i64, json: &str) -> Result<AccountRecord, StoreError> {
-    let mut record: AccountRecord = from_json(&format!("account record of {member}"), json)?;
+    let mut record: AccountRecord =
+        from_json(&format!("account record of {}", masked(member)), json)?;
     record.version = version_from_db(member, version)?;
     Ok(record)
 }
@@ -880,7 +893,7 @@ impl AccountStore for PostgresStore {
                 .await
                 .map_err(|e| unavailable("audit log", e))?;
         rows.iter()
-            .map(|json| from_json(&format!("audit event of {member}"), json))
+            .map(|json| from_json(&format!("audit event of {}", member.masked()), json))
             .collect()
     }
 
@@ -936,7 +949,7 @@ impl MemberDirectory for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| unavailable("find member", e))?;
-        row.map(|json| from_json(&format!("member facts of {member}"), &json))
+        row.map(|json| from_json(&format!("member facts of {}", member.masked()), &json))
             .transpose()
     }
 

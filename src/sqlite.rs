@@ -291,8 +291,9 @@ fn from_micros(us: i64, what: &str) -> Result<OffsetDateTime, StoreError> {
 
 /// A stored version as `u64`.
 fn stored_version(v: i64, member: &MemberId) -> Result<u64, StoreError> {
-    u64::try_from(v)
-        .map_err(|_| StoreError::Corrupt(format!("negative version for member {member}")))
+    u64::try_from(v).map_err(|_| {
+        StoreError::Corrupt(format!("negative version for member {}", member.masked()))
+    })
 }
 
 /// The key of outbox message `id` (ids beyond `i64` cannot exist).
@@ -374,10 +375,12 @@ fn record_from_row(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
     let member = parse_member(&member_id, "account")?;
     let version: i64 = row.try_get("version").map_err(db_error)?;
     let text: String = row.try_get("record").map_err(db_error)?;
-    let mut record: AccountRecord = from_json(&text, &format!("account record of {member}"))?;
+    let mut record: AccountRecord =
+        from_json(&text, &format!("account record of {}", member.masked()))?;
     if record.member != member {
         return Err(StoreError::Corrupt(format!(
-            "account record filed under member {member} belongs to another member"
+            "account record filed under member {} belongs to another member",
+            member.masked()
         )));
     }
     record.version = stored_version(version, &member)?;
@@ -723,7 +726,7 @@ impl AccountStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        let what = format!("audit event of {member}");
+        let what = format!("audit event of {}", member.masked());
         events.iter().map(|e| from_json(e, &what)).collect()
     }
 
@@ -795,7 +798,7 @@ impl MemberDirectory for SqliteStore {
                 .await
                 .map_err(db_error)?;
         facts
-            .map(|f| from_json(&f, &format!("member facts of {member}")))
+            .map(|f| from_json(&f, &format!("member facts of {}", member.masked())))
             .transpose()
     }
 

@@ -1293,3 +1293,89 @@ fn stranger_triggered_notices_stop_at_the_daily_cap_but_proven_actions_are_alway
     let d = w.fail_logins(10, tomorrow);
     assert_eq!(d.notices().count(), 1);
 }
+
+#[test]
+fn a_staff_suspension_kills_a_pending_reset_and_resets_never_lift_staff_locks() {
+    let mut w = World::new(Policy::iess());
+    w.activated(T0);
+    let (_, link) = w.token(TokenPurpose::Reset);
+    let _ = w
+        .apply(&staff(StaffAction::SendReset { link }), T0)
+        .unwrap();
+    let d = w
+        .apply(&staff(StaffAction::Suspend), T0 + Duration::minutes(1))
+        .unwrap();
+    assert_eq!(d.next.state.kind(), StateKind::Locked, "the reset is gone");
+    let password = w.new_password("Yasuni8k3Tren");
+    assert!(
+        w.decide(
+            &Command::ResetPassword {
+                link,
+                password,
+                declaration_accepted: true
+            },
+            T0 + Duration::minutes(2)
+        )
+        .is_err(),
+        "a link issued before the suspension cannot lift it"
+    );
+    // Staff may still send a new reset; completing it changes the password, not the lock.
+    let (_, link) = w.token(TokenPurpose::Reset);
+    let _ = w
+        .apply(
+            &staff(StaffAction::SendReset { link }),
+            T0 + Duration::minutes(3),
+        )
+        .unwrap();
+    let password = w.new_password("Yasuni8k3Tren");
+    let _ = w
+        .apply(
+            &Command::ResetPassword {
+                link,
+                password,
+                declaration_accepted: true,
+            },
+            T0 + Duration::minutes(4),
+        )
+        .unwrap();
+    assert_eq!(
+        w.record.state.lock().map(|l| l.reason),
+        Some(LockReason::Staff)
+    );
+}
+
+#[test]
+fn an_email_change_kills_an_unlock_link_even_under_a_pending_reset() {
+    let mut w = World::new(Policy::recommended());
+    w.activated(T0);
+    let (_, reset) = w.token(TokenPurpose::Reset);
+    let _ = w
+        .apply(&staff(StaffAction::SendReset { link: reset }), T0)
+        .unwrap();
+    // Locked underneath the pending reset (10 failures from T0+1:00 lock until T0+2:30).
+    let _ = w.fail_logins(10, T0 + Duration::minutes(1));
+    let at = T0 + Duration::minutes(2);
+    let (_, unlock) = w.token(TokenPurpose::Unlock);
+    let d = w
+        .apply(
+            &Command::RequestUnlock {
+                link: unlock,
+                human_verified: true,
+            },
+            at,
+        )
+        .unwrap();
+    assert!(matches!(d.outcome, Outcome::UnlockLinkSent { .. }));
+    let _ = w
+        .apply(
+            &staff(StaffAction::ChangeEmail {
+                email: email("nueva@example.ec"),
+            }),
+            at,
+        )
+        .unwrap();
+    assert!(
+        w.decide(&Command::Unlock { link: unlock }, at).is_err(),
+        "a link mailed to the old address must not work after the email changed"
+    );
+}

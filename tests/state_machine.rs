@@ -294,6 +294,10 @@ impl<P> Model<P> {
         };
         match &mut self.state {
             MState::Standing(s) => *s = MStanding::Locked(lock),
+            // A suspension kills the pending reset.
+            MState::Resetting { .. } if staff => {
+                self.state = MState::Standing(MStanding::Locked(lock))
+            }
             MState::Resetting { ret, .. } => *ret = MStanding::Locked(lock),
             _ => {}
         }
@@ -329,7 +333,12 @@ impl<P> Model<P> {
         let expires = after(self.now, self.policy.recovery.reset_ttl);
         let ret = match std::mem::replace(&mut self.state, MState::Unregistered) {
             MState::Standing(MStanding::Active(f)) => MStanding::Active(f),
-            MState::Standing(MStanding::Locked(mut l)) => {
+            // A reset link supersedes an outstanding unlock link.
+            MState::Standing(MStanding::Locked(mut l))
+            | MState::Resetting {
+                ret: MStanding::Locked(mut l),
+                ..
+            } => {
                 l.unlock = None;
                 MStanding::Locked(l)
             }
@@ -528,7 +537,7 @@ impl<P> Model<P> {
                 self.password += 1;
                 let was_locked = matches!(ret, MStanding::Locked(_));
                 self.state = match ret {
-                    MStanding::Locked(mut l) if !p.unlock.reset_unlocks => {
+                    MStanding::Locked(mut l) if !p.unlock.reset_unlocks || l.staff => {
                         l.unlock = None;
                         MState::Standing(MStanding::Locked(l))
                     }
@@ -575,7 +584,13 @@ impl<P> Model<P> {
                         l.unlock = None;
                         MState::Standing(MStanding::Locked(l))
                     }
-                    MState::Resetting { ret, .. } => MState::Standing(ret),
+                    MState::Resetting { ret, .. } => MState::Standing(match ret {
+                        MStanding::Locked(mut l) => {
+                            l.unlock = None;
+                            MStanding::Locked(l)
+                        }
+                        active => active,
+                    }),
                     other => other,
                 };
                 E::StaffDone

@@ -352,6 +352,11 @@ impl Machine<'_> {
             AccountState::Active { profile, .. } | AccountState::Locked { profile, .. } => {
                 AccountState::Locked { profile, lock }
             }
+            // A staff suspension also kills a pending reset: no link issued before it may
+            // lift it.
+            AccountState::Resetting { profile, .. } if reason == LockReason::Staff => {
+                AccountState::Locked { profile, lock }
+            }
             AccountState::Resetting { profile, reset, .. } => AccountState::Resetting {
                 profile,
                 reset,
@@ -762,7 +767,18 @@ impl Machine<'_> {
             )),
             AccountState::Resetting {
                 profile, return_to, ..
-            } => Ok((profile, return_to)),
+            } => Ok((
+                profile,
+                match return_to {
+                    Standing::Locked { lock } => Standing::Locked {
+                        lock: Lock {
+                            unlock_link: None,
+                            ..lock
+                        },
+                    },
+                    active => active,
+                },
+            )),
             other => {
                 let denied = not_applicable(&other);
                 self.rec.state = other;
@@ -843,7 +859,11 @@ impl Machine<'_> {
         };
         let was_locked = matches!(return_to, Standing::Locked { .. });
         self.rec.state = match return_to {
-            Standing::Locked { lock } if !self.policy.unlock.reset_unlocks => {
+            // A staff lock is never lifted by a reset (defence in depth: suspension already
+            // kills pending resets).
+            Standing::Locked { lock }
+                if !self.policy.unlock.reset_unlocks || lock.reason == LockReason::Staff =>
+            {
                 AccountState::Locked {
                     profile,
                     lock: Lock {

@@ -108,20 +108,25 @@ impl HashPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _admitted = self
+        let admitted = self
             .admission
             .clone()
             .try_acquire_owned()
             .map_err(|_| PoolError::Busy)?;
-        let _worker = self
+        let worker = self
             .workers
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| PoolError::Lost)?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| PoolError::Lost)
+        // The permits move into the job: a blocking task cannot be cancelled, so they must
+        // stay taken until argon2 has finished even if the caller gave up (client gone).
+        tokio::task::spawn_blocking(move || {
+            let _held = (admitted, worker);
+            job()
+        })
+        .await
+        .map_err(|_| PoolError::Lost)
     }
 }
 
@@ -175,5 +180,37 @@ mod tests {
         assert_eq!(got, [1, 2]);
         // Capacity is back.
         assert_eq!(pool.run(|| 4u8).await.unwrap(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_call_keeps_its_capacity_until_the_hash_finishes() {
+        let pool = HashPool::new(1, 0);
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let caller = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move || {
+                    let _ = gate.lock().map(|g| g.recv());
+                    1u8
+                })
+                .await
+            }
+        });
+        while pool.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // The client went away, but argon2 cannot be cancelled: the capacity stays taken.
+        caller.abort();
+        let _ = caller.await;
+        assert!(matches!(pool.run(|| 2u8).await, Err(PoolError::Busy)));
+        release.send(()).unwrap();
+        for _ in 0..1000 {
+            if pool.admission.available_permits() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(pool.run(|| 3u8).await.unwrap(), 3);
     }
 }

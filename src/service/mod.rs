@@ -651,6 +651,62 @@ impl AccountService {
             .await?)
     }
 
+    /// The registration rules that depend on the form alone (identifier kind, terms,
+    /// required contact fields, enrollment items), checked before any lookup or hashing.
+    fn check_registration_form(
+        &self,
+        req: &RegisterRequest,
+        member: &MemberId,
+        has_mobile: bool,
+        has_landline: bool,
+    ) -> Result<(), ServiceError> {
+        let policy = &self.inner.policy;
+        let reg = &policy.registration;
+        if !policy.identifiers.contains(&member.kind()) {
+            return Err(Denied::IdentifierNotAccepted(member.kind()).into());
+        }
+        if reg.terms.is_some() && !req.terms_accepted {
+            return Err(Denied::TermsNotAccepted.into());
+        }
+        if reg.mobile == crate::policy::Ask::Required && !has_mobile {
+            return Err(Denied::MissingContact("mobile").into());
+        }
+        if reg.landline == crate::policy::Ask::Required && !has_landline {
+            return Err(Denied::MissingContact("landline").into());
+        }
+        if reg.security_image
+            && req
+                .answers
+                .security_image
+                .as_deref()
+                .is_none_or(|i| i.trim().is_empty())
+        {
+            return Err(Denied::MissingEnrollment("security_image").into());
+        }
+        let wanted = usize::from(reg.security_questions);
+        let given = &req.answers.security;
+        if given.len() < wanted {
+            return Err(Denied::MissingEnrollment("security_questions").into());
+        }
+        // Bounded hashing: exactly the enrolled number of answers, to distinct questions.
+        if given.len() > wanted {
+            return Err(invalid(
+                "security_answers",
+                format!("exactly {wanted} answers are enrolled"),
+            ));
+        }
+        let mut questions: Vec<&str> = given.iter().map(|(q, _)| q.as_str()).collect();
+        questions.sort_unstable();
+        questions.dedup();
+        if questions.len() != given.len() {
+            return Err(invalid(
+                "security_answers",
+                "each question may be answered once",
+            ));
+        }
+        Ok(())
+    }
+
     /// Hashes the enrollment answers (normalised), so a later recovery can check them.
     async fn enrollment(&self, answers: &Answers) -> Result<SecurityEnrollment, ServiceError> {
         let reg = &self.inner.policy.registration;
@@ -731,6 +787,9 @@ impl AccountService {
         let email: Email = req.email.parse().map_err(|e| invalid("email", e))?;
         let mobile = parse_opt::<MobilePhone>(req.mobile.as_deref(), "mobile")?;
         let landline = parse_opt::<Landline>(req.landline.as_deref(), "landline")?;
+        // Every rule that depends on the form alone is checked here, before the registry is
+        // consulted, so the answer to a malformed form is the same for every ID.
+        self.check_registration_form(&req, &member, mobile.is_some(), landline.is_some())?;
         let human = self
             .human_verified(
                 policy.registration.human_check,
@@ -919,7 +978,24 @@ impl AccountService {
         let Some(stored) = stored else {
             return Ok(LoginOutcome::Failed);
         };
-        let rehash = if matched && self.inner.hasher.needs_rehash(&stored) {
+        // Rehash only when the core would let this login in: hashing for a locked account
+        // would make a right password slower than a wrong one (a guessing oracle).
+        let would_log_in = matches!(
+            decide(
+                &record,
+                &Command::Login {
+                    password_matched: matched,
+                    rehash: None,
+                },
+                now,
+                policy,
+            ),
+            Ok(Decision {
+                outcome: Outcome::LoggedIn { .. },
+                ..
+            })
+        );
+        let rehash = if would_log_in && self.inner.hasher.needs_rehash(&stored) {
             Some(self.hash(password.expose_secret()).await?)
         } else {
             None
@@ -1030,6 +1106,16 @@ impl AccountService {
         let member = self.parse_member(&req.member_id)?;
         let claimed = parse_opt::<Email>(req.email.as_deref(), "email")?;
         let new_email = parse_opt::<Email>(req.new_email.as_deref(), "new_email")?;
+        // Form-only rules first, identical for every ID.
+        if !policy.identifiers.contains(&member.kind()) {
+            return Err(Denied::IdentifierNotAccepted(member.kind()).into());
+        }
+        if new_email.is_some() && !policy.recovery.allow_email_change {
+            return Err(Denied::EmailChangeNotAllowed.into());
+        }
+        if claimed.is_none() && policy.recovery.proofs.contains(&Proof::RegisteredEmail) {
+            return Err(Denied::MissingProof(Proof::RegisteredEmail).into());
+        }
         let human = self
             .human_verified(policy.recovery.human_check, req.human_response.as_deref())
             .await?;
@@ -1061,7 +1147,11 @@ impl AccountService {
         });
         match self.apply(&member, now, &cmd, Some(&secrets)).await? {
             Ok(a) => Ok(match a.decision.outcome {
-                Outcome::ChecksFailed { .. } if knowledge => RecoveryOutcome::ChecksFailed,
+                // With knowledge checks an unknown ID hears `ChecksFailed`, so must every
+                // account that cannot recover (pending, suspended).
+                Outcome::ChecksFailed { .. } | Outcome::NotEligible if knowledge => {
+                    RecoveryOutcome::ChecksFailed
+                }
                 _ => RecoveryOutcome::Submitted,
             }),
             Err(d) => Err(d.into()),
@@ -1082,8 +1172,18 @@ impl AccountService {
         for proof in &self.inner.policy.recovery.proofs {
             match proof {
                 Proof::SecurityQuestions { count } => {
+                    // Distinct questions only: answering one question twice is one answer.
+                    let mut seen: Vec<&str> = Vec::new();
+                    let distinct = answers.security.iter().filter(|(q, _)| {
+                        if seen.contains(&q.as_str()) {
+                            false
+                        } else {
+                            seen.push(q.as_str());
+                            true
+                        }
+                    });
                     let mut passed = 0u8;
-                    for (question, answer) in answers.security.iter().take(usize::from(*count)) {
+                    for (question, answer) in distinct.take(usize::from(*count)) {
                         let hash = enrollment
                             .as_ref()
                             .and_then(|e| e.answers.iter().find(|a| a.question == *question))
@@ -1152,6 +1252,7 @@ impl AccountService {
         let now = self.inner.clock.now();
         let member = self.parse_member(member_id)?;
         let mut secrets = None;
+        let mut enroll = None;
         let action = match request {
             StaffRequest::Unlock => StaffAction::Unlock,
             StaffRequest::Suspend => StaffAction::Suspend,
@@ -1170,7 +1271,7 @@ impl AccountService {
                 if member.kind() != crate::identity::MemberIdKind::Foreigner {
                     return Err(Denied::IdentifierNotAccepted(member.kind()).into());
                 }
-                self.inner.directory.enroll(facts).await?;
+                enroll = Some(facts);
                 StaffAction::EnrollForeigner
             }
         };
@@ -1179,6 +1280,13 @@ impl AccountService {
             reason: reason.to_owned(),
             action,
         };
+        if let Some(facts) = enroll {
+            // The registry is written only for a command the core accepts (actor, reason,
+            // an account that does not exist yet), so a refused request changes nothing and
+            // an activated member's identity facts cannot be overwritten.
+            let _accepted = decide(&self.load(&member).await?, &cmd, now, &self.inner.policy)?;
+            self.inner.directory.enroll(facts).await?;
+        }
         self.apply(&member, now, &cmd, secrets.as_ref()).await??;
         Ok(())
     }
