@@ -17,14 +17,17 @@
 //!  boundary parsers ── Cedula / MemberId / Email / MobilePhone / Password / Token
 //!    │ typed values (errors say which rule failed)
 //!    ▼
-//!  service (async, next release): reads the clock once, loads the record, verifies the
-//!    │ password (argon2, off the executor), digests tokens (HMAC-SHA-256)
+//!  service::AccountService (async): reads the clock once, loads the record, verifies the
+//!    │ password (argon2, bounded pool off the executor), digests tokens (HMAC-SHA-256)
 //!    │ Command { verified facts, digests }, now, &Policy
 //!    ▼
 //!  core::decide ── pure, total, deterministic ──▶ Decision { next record, outcome, effects }
 //!    │                                            (or Denied: nothing changes)
 //!    ▼
 //!  store: commit(record, expected version, outbox notices, audit events) atomically
+//!    │                            (memory · SQLite · PostgreSQL; link secrets sealed)
+//!    ▼
+//!  OutboxDispatcher ── render (es-EC / en, text + HTML) ──▶ Mailer (SMTP, .eml, stdout)
 //! ```
 //!
 //! ## Example: the ISSPOL lockout rule, on virtual time
@@ -80,18 +83,30 @@
 //! * [`password`] — [`Password`] (secret) and [`PasswordPolicy`].
 //! * [`policy`] — [`Policy`] and its presets.
 //! * [`core`] — the pure state machine.
-//! * [`crypto`] — argon2id PHC hashing, tokens, numeric codes, keyed digests.
+//! * [`crypto`] — argon2id and legacy PHC hashing, tokens, numeric codes, keyed digests.
 //! * [`ports`] — the service layer's traits: clock, account store (with outbox and audit log),
 //!   member directory, mailer, human check.
-//! * `memory` (feature `memory`, default) — in-memory adapters of the ports.
-//! * `strategies` (feature `proptest`) — proptest strategies for hosts' own property tests.
-//! * `smtp` (feature `smtp`), [`dev_mailers`] — SMTP delivery; `.eml`/stdout mailers for development.
+//! * `service` — [`AccountService`](crate#features) and the outbox dispatcher.
+//! * [`notices`] — mail templates (es-EC, English; text and HTML) and links.
+//! * [`seal`] — sealing of the link secrets that travel through the outbox.
+//! * [`roster`] — member roster CSV import.
+//! * [`retention`] — purging expired registrations and old audit events.
+//! * [`dev_mailers`] — stdout mailer (and `.eml` files with `smtp`) for development.
+//! * `memory`, `sqlite`, `postgres` — adapters of the ports.
+//! * `conformance` — the storage conformance suite every backend passes.
+//! * `mock` — mockall mocks of every port.
+//! * `strategies` — proptest strategies for hosts' own property tests.
 //!
 //! ## Features
 //!
-//! * `memory` (default) — in-memory adapters of the ports (`afiliado::memory`).
-//! * `proptest` — exports [`strategies`](crate#modules).
+//! * `memory` (default) — in-memory store, directory and mailer (`afiliado::memory`).
+//! * `service` (default) — `afiliado::service::AccountService` and `OutboxDispatcher` (tokio).
+//! * `sqlite` — `afiliado::sqlite::SqliteStore`, the embedded default for hosts.
+//! * `postgres` — `afiliado::postgres::PostgresStore`, for several instances.
 //! * `smtp` — SMTP delivery over rustls (`afiliado::smtp`) and the `.eml` development mailer.
+//! * `test-util` — `afiliado::conformance`.
+//! * `mock` — `afiliado::mock`.
+//! * `proptest` — `afiliado::strategies`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
