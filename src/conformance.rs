@@ -931,7 +931,10 @@ pub async fn check_outbox_lifecycle<S: AccountStore>(store: &S) {
         "check_outbox_lifecycle: mark_sent is idempotent",
     );
     // Exactly one dead-letter audit event: for `c`, none for the no-op on sent `a`.
-    let log = ok(store.audit_log(&ana()).await, "check_outbox_lifecycle: audit_log");
+    let log = ok(
+        store.audit_log(&ana()).await,
+        "check_outbox_lifecycle: audit_log",
+    );
     let dead: Vec<_> = log
         .iter()
         .filter(|e| matches!(e.kind, AuditKind::NoticeDeadLettered { .. }))
