@@ -1,7 +1,12 @@
 //! Fault injection against `AccountService` with the `mock` feature's mocks: store failures
 //! and version conflicts on commit, and the "exactly one password verification per login"
 //! guarantee under every login path, and transient mailer failures in the outbox dispatcher.
-#![cfg(all(feature = "mock", feature = "memory", feature = "service"))]
+#![cfg(all(
+    feature = "mock",
+    feature = "memory",
+    feature = "service",
+    feature = "test-util"
+))]
 #![allow(clippy::disallowed_methods)]
 
 use std::future::Future;
@@ -11,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use afiliado::MemberId;
 use afiliado::core::{AccountState, AuditKind, NoticeKind};
-use afiliado::crypto::{CryptoError, DigestKey, HashParams, PasswordHash};
+use afiliado::crypto::{DigestKey, HashParams};
 use afiliado::memory::{MemoryDirectory, MemoryStore};
 use afiliado::mock::{
     MockAccountStore, MockClock, MockHumanCheck, MockMailer, MockMemberDirectory,
@@ -162,50 +167,10 @@ fn delegating(real: &Arc<MemoryStore>, faults: &CommitFaults) -> MockAccountStor
 }
 
 /// Counts hasher calls, delegating to argon2id at the test parameters.
-#[derive(Debug)]
-struct CountingHasher {
-    inner: Argon2Hasher,
-    hash: AtomicUsize,
-    verify: AtomicUsize,
-    dummy: AtomicUsize,
-}
+type CountingHasher = afiliado::service::CountingHasher<Argon2Hasher>;
 
-impl CountingHasher {
-    fn new() -> Self {
-        Self {
-            inner: Argon2Hasher::new(HashParams::danger_insecure_for_tests()).unwrap(),
-            hash: AtomicUsize::new(0),
-            verify: AtomicUsize::new(0),
-            dummy: AtomicUsize::new(0),
-        }
-    }
-
-    /// `(hash, verify, verify_dummy)` calls since the last `take`, and resets them.
-    fn take(&self) -> (usize, usize, usize) {
-        (
-            self.hash.swap(0, Ordering::SeqCst),
-            self.verify.swap(0, Ordering::SeqCst),
-            self.dummy.swap(0, Ordering::SeqCst),
-        )
-    }
-}
-
-impl PasswordHasher for CountingHasher {
-    fn hash(&self, password: &[u8]) -> Result<PasswordHash, CryptoError> {
-        self.hash.fetch_add(1, Ordering::SeqCst);
-        self.inner.hash(password)
-    }
-    fn verify(&self, password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError> {
-        self.verify.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, hash)
-    }
-    fn verify_dummy(&self, password: &[u8]) -> bool {
-        self.dummy.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify_dummy(password)
-    }
-    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
-        self.inner.needs_rehash(hash)
-    }
+fn counting_hasher() -> CountingHasher {
+    CountingHasher::new(Argon2Hasher::new(HashParams::danger_insecure_for_tests()).unwrap())
 }
 
 /// Opens the activation mail the service queued for `member` (the newest one): its link
@@ -258,7 +223,7 @@ async fn a_store_failure_on_commit_fails_the_registration_and_writes_nothing() {
     faults.unavailable_next.store(true, Ordering::SeqCst);
     let svc = service(
         Arc::new(delegating(&real, &faults)),
-        Arc::new(CountingHasher::new()),
+        Arc::new(counting_hasher()),
     );
 
     let err = svc.register(register_request(MEMBER)).await.unwrap_err();
@@ -284,7 +249,7 @@ async fn a_store_that_is_down_answers_store_errors_not_panics() {
         .expect_load()
         .returning(|_| Err(StoreError::Unavailable("injected".into())));
     store.expect_commit().never();
-    let hasher = Arc::new(CountingHasher::new());
+    let hasher = Arc::new(counting_hasher());
     let svc = service(Arc::new(store), hasher.clone());
 
     let err = svc.register(register_request(MEMBER)).await.unwrap_err();
@@ -308,7 +273,7 @@ async fn a_conflict_on_the_first_commit_is_retried_and_applied_exactly_once() {
     faults.conflict_next.store(true, Ordering::SeqCst);
     let svc = service(
         Arc::new(delegating(&real, &faults)),
-        Arc::new(CountingHasher::new()),
+        Arc::new(counting_hasher()),
     );
 
     assert_eq!(
@@ -381,7 +346,7 @@ async fn directory_and_human_check_failures_write_nothing() {
         .directory(Arc::new(directory))
         .human_check(Arc::new(human))
         .clock(clock())
-        .hasher(Arc::new(CountingHasher::new()))
+        .hasher(Arc::new(counting_hasher()))
         .build()
         .unwrap();
 
@@ -418,7 +383,7 @@ async fn the_service_reads_the_clock_once_per_call() {
         .directory(directory())
         .human_check(Arc::new(AlwaysPass))
         .clock(Arc::new(clock))
-        .hasher(Arc::new(CountingHasher::new()))
+        .hasher(Arc::new(counting_hasher()))
         .build()
         .unwrap();
 
@@ -449,7 +414,7 @@ async fn the_service_reads_the_clock_once_per_call() {
 #[tokio::test]
 async fn every_login_path_verifies_exactly_once() {
     let store = Arc::new(MemoryStore::new());
-    let hasher = Arc::new(CountingHasher::new());
+    let hasher = Arc::new(counting_hasher());
     let svc = service(store.clone(), hasher.clone());
 
     // Malformed and unknown IDs: one dummy verification each.
@@ -613,11 +578,7 @@ async fn a_conflict_during_login_is_retried_without_verifying_again() {
 async fn a_transient_mailer_failure_keeps_the_message_queued_until_a_later_run() {
     let store = Arc::new(MemoryStore::new());
     let clock = clock();
-    let svc = service_at(
-        store.clone(),
-        Arc::new(CountingHasher::new()),
-        clock.clone(),
-    );
+    let svc = service_at(store.clone(), Arc::new(counting_hasher()), clock.clone());
     svc.register(register_request(MEMBER)).await.unwrap();
     let (token, code) = activation_secrets(&store);
     let links = LinkBase::new("https://afiliados.example.ec").unwrap();

@@ -8,17 +8,16 @@
 //! 5. Registration enrolls exactly the policy's number of security answers, to distinct
 //!    questions, and refuses anything else before hashing.
 //! 6. Staff foreigner enrollment writes the registry only for a command the core accepts.
-#![cfg(all(feature = "memory", feature = "service"))]
+#![cfg(all(feature = "memory", feature = "service", feature = "test-util"))]
 #![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use afiliado::core::{
     AccountRecord, AccountState, Contact, Denied, EnrolledAnswer, NoticeKind, Profile,
     SecurityEnrollment,
 };
-use afiliado::crypto::{CryptoError, DigestKey, HashParams, PasswordHash, hash_password};
+use afiliado::crypto::{DigestKey, HashParams, PasswordHash, hash_password};
 use afiliado::memory::{MemoryDirectory, MemoryStore};
 use afiliado::policy::Proof;
 use afiliado::ports::{AccountStore, AlwaysPass, ManualClock, MemberDirectory, MemberFacts};
@@ -80,50 +79,10 @@ fn record_answer(q: RecordQuestion, f: &MemberFacts) -> String {
 }
 
 /// Counts hasher calls, delegating to argon2id at the test parameters.
-#[derive(Debug)]
-struct CountingHasher {
-    inner: Argon2Hasher,
-    hash: AtomicUsize,
-    verify: AtomicUsize,
-    dummy: AtomicUsize,
-}
+type CountingHasher = afiliado::service::CountingHasher<Argon2Hasher>;
 
-impl CountingHasher {
-    fn new() -> Self {
-        Self {
-            inner: Argon2Hasher::new(HashParams::danger_insecure_for_tests()).unwrap(),
-            hash: AtomicUsize::new(0),
-            verify: AtomicUsize::new(0),
-            dummy: AtomicUsize::new(0),
-        }
-    }
-
-    /// `(hash, verify, verify_dummy)` calls since the last `take`, and resets them.
-    fn take(&self) -> (usize, usize, usize) {
-        (
-            self.hash.swap(0, Ordering::SeqCst),
-            self.verify.swap(0, Ordering::SeqCst),
-            self.dummy.swap(0, Ordering::SeqCst),
-        )
-    }
-}
-
-impl PasswordHasher for CountingHasher {
-    fn hash(&self, password: &[u8]) -> Result<PasswordHash, CryptoError> {
-        self.hash.fetch_add(1, Ordering::SeqCst);
-        self.inner.hash(password)
-    }
-    fn verify(&self, password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError> {
-        self.verify.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, hash)
-    }
-    fn verify_dummy(&self, password: &[u8]) -> bool {
-        self.dummy.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify_dummy(password)
-    }
-    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
-        self.inner.needs_rehash(hash)
-    }
+fn counting_hasher() -> CountingHasher {
+    CountingHasher::new(Argon2Hasher::new(HashParams::danger_insecure_for_tests()).unwrap())
 }
 
 struct Setup {
@@ -143,7 +102,7 @@ fn setup(policy: Policy, members: &[&str]) -> Setup {
             .iter()
             .fold(MemoryDirectory::new(), |d, m| d.with(facts_for(m))),
     );
-    let hasher = Arc::new(CountingHasher::new());
+    let hasher = Arc::new(counting_hasher());
     let service = AccountService::builder(
         test_policy(policy),
         DigestKey::generate(&mut rng),

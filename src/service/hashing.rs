@@ -67,6 +67,60 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
+/// A [`PasswordHasher`] that counts its calls, for tests that assert how much hashing a flow
+/// does (for example: exactly one verification per login, whatever the ID).
+#[cfg(feature = "test-util")]
+#[derive(Debug)]
+pub struct CountingHasher<H = Argon2Hasher> {
+    inner: H,
+    hash: std::sync::atomic::AtomicUsize,
+    verify: std::sync::atomic::AtomicUsize,
+    dummy: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(feature = "test-util")]
+impl<H: PasswordHasher> CountingHasher<H> {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: H) -> Self {
+        Self {
+            inner,
+            hash: Default::default(),
+            verify: Default::default(),
+            dummy: Default::default(),
+        }
+    }
+
+    /// `(hash, verify, verify_dummy)` calls since the last `take`, and resets them.
+    pub fn take(&self) -> (usize, usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.hash.swap(0, SeqCst),
+            self.verify.swap(0, SeqCst),
+            self.dummy.swap(0, SeqCst),
+        )
+    }
+}
+
+#[cfg(feature = "test-util")]
+impl<H: PasswordHasher> PasswordHasher for CountingHasher<H> {
+    fn hash(&self, password: &[u8]) -> Result<PasswordHash, CryptoError> {
+        self.hash.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.hash(password)
+    }
+    fn verify(&self, password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError> {
+        self.verify
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.verify(password, hash)
+    }
+    fn verify_dummy(&self, password: &[u8]) -> bool {
+        self.dummy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.verify_dummy(password)
+    }
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        self.inner.needs_rehash(hash)
+    }
+}
+
 /// The pool is full: the caller should answer "try again later" (HTTP 503).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("hashing capacity exhausted; try again later")]

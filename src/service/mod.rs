@@ -21,6 +21,8 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub use dispatch::{DispatchReport, DispatcherHandle, OutboxDispatcher};
+#[cfg(feature = "test-util")]
+pub use hashing::CountingHasher;
 pub use hashing::{Argon2Hasher, Busy, HashPool, PasswordHasher};
 pub use normalize::normalize_answer;
 
