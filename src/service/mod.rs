@@ -14,6 +14,7 @@ mod dispatch;
 mod hashing;
 mod normalize;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
@@ -534,10 +535,29 @@ impl AccountService {
         command: &Command,
         secrets: Option<&LinkSecrets>,
     ) -> Result<Result<Applied, Denied>, ServiceError> {
+        self.apply_from(None, member, now, secrets, |_| Cow::Borrowed(command))
+            .await
+    }
+
+    /// The load → decide → commit loop shared by every command. `first` is a record the
+    /// caller already loaded (saves one read); after a conflict the record is reloaded and
+    /// `command_for` picks the command again for it, with the same facts (no new hashing).
+    async fn apply_from<'c>(
+        &self,
+        first: Option<AccountRecord>,
+        member: &MemberId,
+        now: OffsetDateTime,
+        secrets: Option<&LinkSecrets>,
+        command_for: impl Fn(&AccountRecord) -> Cow<'c, Command>,
+    ) -> Result<Result<Applied, Denied>, ServiceError> {
         let mut attempt = 0;
+        let mut loaded = first;
         loop {
-            let record = self.load(member).await?;
-            let decision = match decide(&record, command, now, &self.inner.policy) {
+            let record = match loaded.take() {
+                Some(r) => r,
+                None => self.load(member).await?,
+            };
+            let decision = match decide(&record, &command_for(&record), now, &self.inner.policy) {
                 Ok(d) => d,
                 Err(denied) => return Ok(Err(denied)),
             };
@@ -934,22 +954,21 @@ impl AccountService {
         now: OffsetDateTime,
         mut cmd: Command,
     ) -> Result<Applied, ServiceError> {
-        let member = record.member.clone();
         if let Err(Denied::HashRequired) = decide(record, &cmd, now, &self.inner.policy) {
-            let secret = match &cmd {
-                Command::Activate { password, .. } | Command::ResetPassword { password, .. } => {
-                    Zeroizing::new(password.password.expose_secret().to_owned())
-                }
-                _ => return Err(ServiceError::Internal("not a password command")),
-            };
-            let hash = self.hash(&secret).await?;
-            if let Command::Activate { password, .. } | Command::ResetPassword { password, .. } =
+            let (Command::Activate { password, .. } | Command::ResetPassword { password, .. }) =
                 &mut cmd
-            {
-                password.hash = Some(hash);
-            }
+            else {
+                return Err(ServiceError::Internal("not a password command"));
+            };
+            let secret = Zeroizing::new(password.password.expose_secret().to_owned());
+            password.hash = Some(self.hash(&secret).await?);
         }
-        Ok(self.apply(&member, now, &cmd, None).await??)
+        // The record was just loaded: start from it (a conflict reloads).
+        Ok(self
+            .apply_from(Some(record.clone()), &record.member, now, None, |_| {
+                Cow::Borrowed(&cmd)
+            })
+            .await??)
     }
 
     /// Login: exactly one password verification, whatever the ID.
@@ -1030,37 +1049,18 @@ impl AccountService {
         now: OffsetDateTime,
         cmd: &Command,
     ) -> Result<Result<Applied, Denied>, ServiceError> {
-        let mut attempt = 0;
-        let mut current = record.clone();
-        loop {
-            let cmd = if current.password_hash() == Some(verified_against) {
-                cmd.clone()
+        let failed = Command::Login {
+            password_matched: false,
+            rehash: None,
+        };
+        self.apply_from(Some(record.clone()), &record.member, now, None, |current| {
+            if current.password_hash() == Some(verified_against) {
+                Cow::Borrowed(cmd)
             } else {
-                Command::Login {
-                    password_matched: false,
-                    rehash: None,
-                }
-            };
-            let decision = match decide(&current, &cmd, now, &self.inner.policy) {
-                Ok(d) => d,
-                Err(denied) => return Ok(Err(denied)),
-            };
-            let (outbox, audit) = self.effects(&decision, current.version, now, None);
-            match self
-                .inner
-                .store
-                .commit(&decision.next, current.version, outbox, audit)
-                .await
-            {
-                Ok(_) => return Ok(Ok(Applied { decision })),
-                Err(StoreError::Conflict { .. }) if attempt < self.inner.max_retries => {
-                    attempt += 1;
-                    current = self.load(&record.member).await?;
-                }
-                Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
-                Err(e) => return Err(e.into()),
+                Cow::Owned(failed.clone())
             }
-        }
+        })
+        .await
     }
 
     /// Asks for an unlock link. Answers the same whether or not the ID exists or is locked.
