@@ -267,6 +267,7 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
                 unlock_link: Some(issued(digest(unlock), T0, Duration::minutes(30))),
             },
         },
+        new_email: Some(email("ana.nueva@example.ec")),
     };
     r.locale = Locale::En;
     r.lockouts = 3;
@@ -1083,6 +1084,7 @@ pub async fn check_timestamp_precision<S: AccountStore>(store: &S) {
         profile,
         reset,
         return_to,
+        ..
     } = &mut rec.state
     {
         profile.activated_at = tc;
@@ -1575,6 +1577,7 @@ pub async fn check_no_secret_in_clear<B: Backend>(backend: &B, store: &B::Store)
         profile,
         reset: r,
         return_to,
+        ..
     } = &mut rec.state
     {
         profile.password = phc.clone();

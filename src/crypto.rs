@@ -1113,11 +1113,13 @@ pub enum TokenPurpose {
     Unlock,
     /// Password reset.
     Reset,
+    /// Confirming a new contact email (the link goes to the new address).
+    EmailChange,
 }
 
 impl TokenPurpose {
     /// Stable label, used in digests and in serde (`"activation"`,
-    /// `"activation_code"`, `"unlock"`, `"reset"`). Never change an existing
+    /// `"activation_code"`, `"unlock"`, `"reset"`, `"email_change"`). Never change an existing
     /// label: stored digests depend on it.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -1126,6 +1128,7 @@ impl TokenPurpose {
             TokenPurpose::ActivationCode => "activation_code",
             TokenPurpose::Unlock => "unlock",
             TokenPurpose::Reset => "reset",
+            TokenPurpose::EmailChange => "email_change",
         }
     }
 }

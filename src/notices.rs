@@ -137,6 +137,7 @@ pub struct LinkBase {
     activation: String,
     unlock: String,
     reset: String,
+    email_change: String,
 }
 
 impl LinkBase {
@@ -146,6 +147,8 @@ impl LinkBase {
     pub const UNLOCK_PATH: &'static str = "/desbloquear";
     /// Default path of reset links.
     pub const RESET_PATH: &'static str = "/restablecer";
+    /// Default path of email-change confirmation links.
+    pub const EMAIL_CHANGE_PATH: &'static str = "/confirmar-correo";
 
     /// Validates `base` and keeps the default paths.
     ///
@@ -164,6 +167,7 @@ impl LinkBase {
             activation: Self::ACTIVATION_PATH.to_owned(),
             unlock: Self::UNLOCK_PATH.to_owned(),
             reset: Self::RESET_PATH.to_owned(),
+            email_change: Self::EMAIL_CHANGE_PATH.to_owned(),
         })
     }
 
@@ -187,6 +191,7 @@ impl LinkBase {
             TokenPurpose::Activation | TokenPurpose::ActivationCode => &mut self.activation,
             TokenPurpose::Unlock => &mut self.unlock,
             TokenPurpose::Reset => &mut self.reset,
+            TokenPurpose::EmailChange => &mut self.email_change,
         };
         *slot = path.to_owned();
         Ok(self)
@@ -205,6 +210,7 @@ impl LinkBase {
             TokenPurpose::Activation | TokenPurpose::ActivationCode => &self.activation,
             TokenPurpose::Unlock => &self.unlock,
             TokenPurpose::Reset => &self.reset,
+            TokenPurpose::EmailChange => &self.email_change,
         }
     }
 
@@ -434,6 +440,13 @@ impl<'a> Facts<'a> {
                 ..only("email_changed_from")
             },
             NoticeKind::EmailChangedTo => only("email_changed_to"),
+            NoticeKind::EmailChangeConfirm { expires_at } => {
+                expiring("email_change_confirm", *expires_at)?
+            }
+            NoticeKind::EmailChangeRequested { new_masked } => Self {
+                new_masked: Some(new_masked),
+                ..only("email_change_requested")
+            },
             NoticeKind::RegistrationAttemptOnActive => only("registration_attempt_on_active"),
         })
     }
@@ -508,6 +521,10 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "es-EC/email_changed_to.html",
     "es-EC/registration_attempt_on_active.txt",
     "es-EC/registration_attempt_on_active.html",
+    "es-EC/email_change_confirm.txt",
+    "es-EC/email_change_confirm.html",
+    "es-EC/email_change_requested.txt",
+    "es-EC/email_change_requested.html",
     "en/layout.txt",
     "en/layout.html",
     "en/activation.txt",
@@ -528,6 +545,10 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "en/email_changed_to.html",
     "en/registration_attempt_on_active.txt",
     "en/registration_attempt_on_active.html",
+    "en/email_change_confirm.txt",
+    "en/email_change_confirm.html",
+    "en/email_change_requested.txt",
+    "en/email_change_requested.html",
 ];
 
 /// The template environment, built once on first use.

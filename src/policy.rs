@@ -63,6 +63,48 @@ pub struct Policy {
     /// How long data is kept.
     #[serde(default)]
     pub retention: RetentionPolicy,
+    /// Staff operations.
+    #[serde(default)]
+    pub staff: StaffPolicy,
+}
+
+/// Rules for staff operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StaffPolicy {
+    /// Whether a staff email change waits for the new address to follow a confirmation link
+    /// (on in every preset). Until then the account keeps its email; the old address is told
+    /// at the request and at the change. Turning it off makes staff changes immediate.
+    pub confirm_email_change: bool,
+    /// Lifetime of the confirmation link sent to the new address (default 24 hours); an
+    /// unconfirmed change expires with it.
+    #[serde(with = "humantime_serde")]
+    pub email_change_ttl: Duration,
+}
+
+impl Default for StaffPolicy {
+    fn default() -> Self {
+        Self {
+            confirm_email_change: true,
+            email_change_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// How many [`Proof::RecordQuestions`] the library can ask: one per kind of fact the member
+/// registry holds (an employer, the first and the last contribution year). The third-party
+/// guide that mentions four questions at first registration describes facts the registry port
+/// does not carry, so a count above this is refused by [`Policy::validate`].
+pub const MAX_RECORD_QUESTIONS: u8 = 3;
+
+/// Longest staff actor identifier accepted, in characters.
+pub const MAX_STAFF_ACTOR_CHARS: usize = 64;
+/// Longest staff reason accepted, in characters.
+pub const MAX_STAFF_REASON_CHARS: usize = 500;
+
+fn default_max_failed_proofs_per_day() -> u32 {
+    5
 }
 
 /// How long data is kept (LOPDP data minimisation).
@@ -153,6 +195,12 @@ pub struct RegistrationPolicy {
     pub resend_cooldown: Duration,
     /// Maximum activation mails per member per day (America/Guayaquil calendar day).
     pub max_per_day: u32,
+    /// Registration forms with failed proofs allowed per member per day (America/Guayaquil);
+    /// beyond it every registration for that ID answers like failed proofs until the next
+    /// day. Failed registrations never count against the recovery budget and never lock an
+    /// account. Default 5.
+    #[serde(default = "default_max_failed_proofs_per_day")]
+    pub max_failed_proofs_per_day: u32,
 }
 
 /// Activation rules.
@@ -332,6 +380,7 @@ impl Policy {
                 human_check: false,
                 resend_cooldown: MINUTE,
                 max_per_day: 5,
+                max_failed_proofs_per_day: default_max_failed_proofs_per_day(),
             },
             activation: ActivationPolicy {
                 ttl: minutes(25),
@@ -363,6 +412,7 @@ impl Policy {
             hashing: HashParams::OWASP,
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
+            staff: StaffPolicy::default(),
         }
     }
 
@@ -401,6 +451,7 @@ impl Policy {
                 human_check: true,
                 resend_cooldown: MINUTE,
                 max_per_day: 5,
+                max_failed_proofs_per_day: default_max_failed_proofs_per_day(),
             },
             activation: ActivationPolicy {
                 ttl: minutes(15),
@@ -436,6 +487,7 @@ impl Policy {
             hashing: HashParams::OWASP,
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
+            staff: StaffPolicy::default(),
         }
     }
 
@@ -466,6 +518,7 @@ impl Policy {
                 human_check: false,
                 resend_cooldown: MINUTE,
                 max_per_day: 5,
+                max_failed_proofs_per_day: default_max_failed_proofs_per_day(),
             },
             activation: ActivationPolicy {
                 ttl: minutes(15),
@@ -497,6 +550,7 @@ impl Policy {
             hashing: HashParams::OWASP,
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
+            staff: StaffPolicy::default(),
         }
     }
 
@@ -574,6 +628,13 @@ impl Policy {
                 "`registered_email` is a recovery proof",
             ));
         }
+        if r.max_failed_proofs_per_day == 0 {
+            return Err(invalid(
+                "registration.max_failed_proofs_per_day",
+                "must be at least 1",
+            ));
+        }
+        check_proof_counts("registration.proofs", &r.proofs)?;
         if r.proofs.contains(&Proof::SecurityImage)
             || r.proofs
                 .iter()
@@ -641,6 +702,7 @@ impl Policy {
         if rc.reset_ttl.is_zero() {
             return Err(invalid("recovery.reset_ttl", "must be positive"));
         }
+        check_proof_counts("recovery.proofs", &rc.proofs)?;
         if rc.proofs.iter().any(
             |p| matches!(p, Proof::SecurityQuestions { count } if *count > r.security_questions),
         ) {
@@ -668,8 +730,42 @@ impl Policy {
         if self.notices.max_per_day == 0 {
             return Err(invalid("notices.max_per_day", "must be at least 1"));
         }
+        let st = &self.staff;
+        if st.email_change_ttl.is_zero() || st.email_change_ttl > Duration::from_secs(7 * 86_400) {
+            return Err(invalid(
+                "staff.email_change_ttl",
+                "between 1 second and 7 days",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Each proof at most once, and every question count one the library can ask (at least one;
+/// record questions at most [`MAX_RECORD_QUESTIONS`]).
+fn check_proof_counts(field: &'static str, proofs: &[Proof]) -> Result<(), PolicyError> {
+    for (i, p) in proofs.iter().enumerate() {
+        let same_kind = proofs
+            .iter()
+            .skip(i.saturating_add(1))
+            .any(|q| std::mem::discriminant(p) == std::mem::discriminant(q));
+        if same_kind {
+            return Err(invalid(field, "each proof may be listed once"));
+        }
+        match p {
+            Proof::RecordQuestions { count } if *count == 0 || *count > MAX_RECORD_QUESTIONS => {
+                return Err(invalid(
+                    field,
+                    format!("record questions: between 1 and {MAX_RECORD_QUESTIONS}"),
+                ));
+            }
+            Proof::SecurityQuestions { count: 0 } => {
+                return Err(invalid(field, "security questions: at least 1"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Default for Policy {

@@ -81,6 +81,12 @@ fn all_kinds() -> Vec<NoticeKind> {
         },
         NoticeKind::EmailChangedTo,
         NoticeKind::RegistrationAttemptOnActive,
+        NoticeKind::EmailChangeConfirm {
+            expires_at: EXPIRES,
+        },
+        NoticeKind::EmailChangeRequested {
+            new_masked: email("nuevo@correo.ec").masked(),
+        },
     ]
 }
 
@@ -93,6 +99,7 @@ fn expected_link(purpose: TokenPurpose) -> String {
         TokenPurpose::Activation => "/activar",
         TokenPurpose::Unlock => "/desbloquear",
         TokenPurpose::Reset => "/restablecer",
+        TokenPurpose::EmailChange => "/confirmar-correo",
         other => panic!("no link for {other}"),
     };
     format!("https://afiliados.example.ec/portal{path}?token={TOKEN}")
@@ -890,5 +897,11 @@ mod snapshots {
         },
         email_changed_to => NoticeKind::EmailChangedTo,
         registration_attempt_on_active => NoticeKind::RegistrationAttemptOnActive,
+        email_change_confirm => NoticeKind::EmailChangeConfirm {
+            expires_at: EXPIRES,
+        },
+        email_change_requested => NoticeKind::EmailChangeRequested {
+            new_masked: email("nuevo@correo.ec").masked(),
+        },
     }
 }

@@ -269,12 +269,18 @@ async fn iess_recovery_with_one_security_answer_sent_twice_fails() {
         // Padding with a wrong answer to the other question does not help either.
         vec![known, known, (SECURITY[1].0, "Manta")],
     ] {
-        let out = s
+        // Since the one-answer-per-question rule, a repeated question is a field error (that
+        // still counts as a failed attempt).
+        match s
             .service
             .start_recovery(iess_recovery(&s.service, MEMBER, &attack))
             .await
-            .unwrap();
-        assert_eq!(out, RecoveryOutcome::ChecksFailed, "{attack:?}");
+        {
+            Err(ServiceError::InvalidInput { field, .. }) => {
+                assert_eq!(field, "security_answers", "{attack:?}")
+            }
+            other => panic!("{attack:?}: {other:?}"),
+        }
         assert_eq!(reset_links_queued(&s.store), 0, "no reset mail: {attack:?}");
         let state = state_of(&s.store, MEMBER).await.unwrap();
         assert!(
@@ -661,4 +667,37 @@ async fn enroll_foreigner_with_an_activated_account_keeps_the_registry_facts() {
         state_of(&s.store, FOREIGNER).await.unwrap(),
         AccountState::Active { .. }
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. No argon2 work before the proofs pass
+// ---------------------------------------------------------------------------------------------
+
+/// Old code hashed the security image and answers of every registration form before the
+/// registry lookup (3 argon2 hashes under IESS), so anonymous forms with wrong proofs could
+/// fill the hashing pool and starve logins with `Busy`. Now the form, the registry and the
+/// proofs are checked first and enrollment answers are hashed last.
+#[tokio::test]
+async fn registration_hashes_nothing_until_the_proofs_pass() {
+    let s = setup(Policy::iess(), &[MEMBER]);
+    for member in [MEMBER, UNKNOWN] {
+        let mut wrong = iess_form(&s.service, member);
+        wrong.answers.birth_day_month = Some((1, 1));
+        assert_eq!(
+            s.service.register(wrong).await.unwrap(),
+            RegisterOutcome::ChecksFailed,
+            "{member}"
+        );
+        assert_eq!(s.hasher.take(), (0, 0, 0), "{member}: nothing hashed");
+    }
+    assert!(s.store.outbox().is_empty());
+    // Control: right proofs hash the image and the two answers once, then register.
+    assert_eq!(
+        s.service
+            .register(iess_form(&s.service, MEMBER))
+            .await
+            .unwrap(),
+        RegisterOutcome::Submitted
+    );
+    assert_eq!(s.hasher.take(), (3, 0, 0));
 }

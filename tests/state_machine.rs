@@ -52,6 +52,8 @@ trait Preset: Clone + std::fmt::Debug + 'static {
         p.registration.resend_cooldown = Duration::ZERO;
         p.registration.max_per_day = 1_000_000;
         p.notices.max_per_day = 1_000_000;
+        // The model changes the email at once (confirmation has its own flow tests).
+        p.staff.confirm_email_change = false;
         p
     }
 }
@@ -157,6 +159,9 @@ struct Model<P> {
     state: MState,
     lockouts: u32,
     check_failures: u32,
+    /// Registration proof failures on `reg_day` (they throttle registration only).
+    reg_failures: u32,
+    reg_day: Option<time::Date>,
     /// Version of the current password (0: none yet).
     password: u32,
     /// Index of the current contact email (staff changes toggle it).
@@ -394,10 +399,17 @@ impl<P> Model<P> {
         match step {
             Step::Advance(_) | Step::ToDeadline { .. } => E::Nothing,
             Step::Register { proofs_ok } => {
-                if self.exhausted() {
+                let day = afiliado::core::local_day(self.now);
+                let today = if self.reg_day == Some(day) {
+                    self.reg_failures
+                } else {
+                    0
+                };
+                if today >= p.registration.max_failed_proofs_per_day {
                     E::Denied
                 } else if !proofs_ok {
-                    self.check_failed();
+                    self.reg_day = Some(day);
+                    self.reg_failures = today + 1;
                     E::ChecksFailed
                 } else if self.has_profile() {
                     E::AlreadyRegistered
@@ -407,7 +419,6 @@ impl<P> Model<P> {
                         expires: after(self.now, p.activation.ttl),
                         attempts: p.activation.code_attempts,
                     };
-                    self.check_failures = 0;
                     E::Registered
                 }
             }
@@ -630,6 +641,8 @@ impl<P: Preset> ReferenceStateMachine for RefMachine<P> {
             state: MState::Unregistered,
             lockouts: 0,
             check_failures: 0,
+            reg_failures: 0,
+            reg_day: None,
             password: 0,
             email: 0,
             issued: Vec::new(),
@@ -918,6 +931,7 @@ impl<P: Preset> Sut<P> {
             Step::StaffSuspend => staff(StaffAction::Suspend),
             Step::StaffChangeEmail => staff(StaffAction::ChangeEmail {
                 email: self.emails[model.email].clone(),
+                confirm_link: None,
             }),
             Step::StaffSendReset => staff(StaffAction::SendReset {
                 link: self.new_token(TokenPurpose::Reset),

@@ -101,10 +101,16 @@ pub enum StaffAction {
     Unlock,
     /// Suspend: lock with reason `Staff`, no automatic unlock.
     Suspend,
-    /// Replace the contact email; every outstanding token dies; old and new address notified.
+    /// Replace the contact email. With `staff.confirm_email_change` (every preset) this only
+    /// sends `confirm_link` to the new address and tells the old one; the change happens on
+    /// [`Command::ConfirmEmailChange`]. Otherwise it is immediate. Either way every
+    /// outstanding token dies when the email changes and both addresses are notified.
     ChangeEmail {
         /// The new address.
         email: Email,
+        /// Digest of the freshly generated confirmation link (required when the policy asks
+        /// for confirmation).
+        confirm_link: Option<Digest>,
     },
     /// Send a reset link to the registered email.
     SendReset {
@@ -180,6 +186,11 @@ pub enum Command {
     },
     /// Apply the time-driven transitions that are due (expiries, automatic unlock).
     Expire,
+    /// Follow the confirmation link of a staff email change (sent to the new address).
+    ConfirmEmailChange {
+        /// Digest of the presented token.
+        link: Digest,
+    },
     /// A staff operation.
     Staff {
         /// Who (staff user identifier, audited).
@@ -264,6 +275,8 @@ pub enum Outcome {
     NotEligible,
     /// Password replaced.
     PasswordReset,
+    /// A staff email change was confirmed by the new address.
+    EmailChangeConfirmed,
     /// Due time-driven transitions were applied.
     Expired,
     /// A staff operation was applied.
@@ -340,4 +353,13 @@ pub enum Denied {
     /// Staff commands need an actor and a reason.
     #[error("staff actor and reason are required")]
     MissingStaffReason,
+    /// A staff field is longer than its limit (`actor` or `reason`).
+    #[error("staff `{0}` is too long")]
+    StaffInputTooLong(&'static str),
+    /// The new email is the account's current one.
+    #[error("the new email is the current one")]
+    SameEmail,
+    /// The policy confirms staff email changes and no confirmation link was given.
+    #[error("email change confirmation link required")]
+    ConfirmationLinkRequired,
 }

@@ -68,6 +68,16 @@ pub enum NoticeKind {
     },
     /// Sent to the *new* address when the contact email changes.
     EmailChangedTo,
+    /// Sent to the *new* address of a staff email change: the link that confirms it.
+    EmailChangeConfirm {
+        /// Expiry of the link (the change is dropped after it).
+        expires_at: OffsetDateTime,
+    },
+    /// Sent to the *current* address when staff asks to change it: nothing has changed yet.
+    EmailChangeRequested {
+        /// The proposed address, masked.
+        new_masked: String,
+    },
     /// Someone tried to register an already-active account.
     RegistrationAttemptOnActive,
 }
@@ -79,6 +89,7 @@ impl NoticeKind {
             Self::Activation { .. } => Some(TokenPurpose::Activation),
             Self::UnlockLink { .. } => Some(TokenPurpose::Unlock),
             Self::ResetLink { .. } => Some(TokenPurpose::Reset),
+            Self::EmailChangeConfirm { .. } => Some(TokenPurpose::EmailChange),
             _ => None,
         }
     }
@@ -127,9 +138,14 @@ pub enum AuditKind {
     RegistrationThrottled,
     /// Registration attempted on an account that already exists.
     RegistrationOnActive,
-    /// Identity checks failed (registration or recovery).
+    /// Recovery identity checks failed (they count against the recovery budget).
     ChecksFailed {
         /// Failures so far.
+        failures: u32,
+    },
+    /// Registration proofs failed (they throttle registration for the day, nothing else).
+    RegistrationChecksFailed {
+        /// Failures so far today (America/Guayaquil).
         failures: u32,
     },
     /// Wrong activation code.
@@ -177,8 +193,13 @@ pub enum AuditKind {
     ResetCancelled,
     /// Password replaced through a reset link.
     PasswordReset,
-    /// Contact email replaced (by the member after recovery checks, or by staff).
+    /// Contact email replaced (at the end of a recovery with a replacement address, or a
+    /// staff change confirmed by the new address).
     EmailChanged,
+    /// Staff asked to change the contact email; a confirmation link went to the new address.
+    EmailChangeRequested,
+    /// A staff email change was not confirmed in time and was dropped.
+    EmailChangeExpired,
     /// A link-bearing notice was not sent because the daily cap was reached.
     NoticeSuppressed,
     /// The outbox gave up on a notice (permanent failure or attempts exhausted).

@@ -12,7 +12,8 @@ use super::command::{
 use super::effect::{AuditEvent, AuditKind, Effect, Notice, NoticeKind};
 use super::lockout;
 use super::state::{
-    AccountRecord, AccountState, Contact, IssuedToken, Lock, LockReason, Pending, Profile, Standing,
+    AccountRecord, AccountState, Contact, IssuedToken, Lock, LockReason, Pending,
+    PendingEmailChange, Profile, Standing,
 };
 
 /// The result of an accepted command: the next record, what the caller is told, and the
@@ -112,6 +113,7 @@ pub fn decide(
             password,
             declaration_accepted,
         } => m.reset_password(link, password, *declaration_accepted)?,
+        Command::ConfirmEmailChange { link } => m.confirm_email_change(link)?,
         Command::Expire => {
             if !settled {
                 return Err(Denied::NothingDue);
@@ -228,6 +230,7 @@ impl Machine<'_> {
                     profile,
                     reset,
                     return_to,
+                    ..
                 } if !reset.is_live(now) => (
                     from_standing(profile, return_to),
                     Some((reset.expires_at, AuditKind::ResetExpired)),
@@ -236,6 +239,7 @@ impl Machine<'_> {
                     profile,
                     reset,
                     return_to: Standing::Locked { lock },
+                    new_email,
                 } if lockout::auto_unlock_due(&lock, now) => {
                     let at = lock.auto_unlock_at.unwrap_or(now);
                     (
@@ -245,6 +249,7 @@ impl Machine<'_> {
                             return_to: Standing::Active {
                                 failures: Vec::new(),
                             },
+                            new_email,
                         },
                         Some((at, AuditKind::AutoUnlocked)),
                     )
@@ -259,6 +264,15 @@ impl Machine<'_> {
                 }
                 None => break,
             }
+        }
+        // An unconfirmed staff email change dies with its link.
+        if let Some(change) = self
+            .rec
+            .pending_email
+            .take_if(|c| !c.link.is_live(self.now))
+        {
+            self.audit_at(change.link.expires_at, AuditKind::EmailChangeExpired);
+            changed = true;
         }
         // Failures that left the window stop counting (no event: nothing happened).
         let window = self.policy.lockout.window;
@@ -320,7 +334,8 @@ impl Machine<'_> {
         Ok(all)
     }
 
-    /// Counts a failed identity check; locks an activated account when the budget runs out.
+    /// Counts a failed recovery identity check; locks an activated account when the budget
+    /// runs out. (Registration failures are counted by `registration_failed`.)
     fn check_failed(&mut self) -> Outcome {
         self.rec.check_failures = self.rec.check_failures.saturating_add(1);
         let failures = self.rec.check_failures;
@@ -357,10 +372,16 @@ impl Machine<'_> {
             AccountState::Resetting { profile, .. } if reason == LockReason::Staff => {
                 AccountState::Locked { profile, lock }
             }
-            AccountState::Resetting { profile, reset, .. } => AccountState::Resetting {
+            AccountState::Resetting {
+                profile,
+                reset,
+                new_email,
+                ..
+            } => AccountState::Resetting {
                 profile,
                 reset,
                 return_to: Standing::Locked { lock },
+                new_email,
             },
             other => other,
         };
@@ -404,25 +425,26 @@ impl Machine<'_> {
         if reg.landline == Ask::No {
             contact.landline = None;
         }
-        if reg.security_image && r.enrollment.image.is_none() {
-            return Err(Denied::MissingEnrollment("security_image"));
-        }
-        if r.enrollment.answers.len() < usize::from(reg.security_questions) {
-            return Err(Denied::MissingEnrollment("security_questions"));
-        }
         match (self.policy.activation.code_digits, &r.code) {
             (Some(_), None) => return Err(Denied::CodeRequired),
             (None, Some(_)) => return Err(Denied::UnexpectedCode),
             _ => {}
         }
         // Proofs first, whatever the state: a registration with wrong proofs must answer the
-        // same for an existing account as for anyone else (no account enumeration), and it
-        // counts against the same identity-check budget as recovery.
-        if self.checks_exhausted() {
+        // same for an existing account as for anyone else (no account enumeration). Failures
+        // only throttle registration for the day: they never touch the recovery budget and
+        // never lock an account, so a stranger with the cédula cannot lock the member out.
+        let day = local_day(self.now);
+        if self.rec.registration_failures.on(day) >= reg.max_failed_proofs_per_day {
             return Err(Denied::ChecksExhausted);
         }
         if !self.proofs_pass(&reg.proofs, &r.proofs, None)? {
-            return Ok(self.check_failed());
+            self.rec.registration_failures = self.rec.registration_failures.bumped(day);
+            let failures = self.rec.registration_failures.count;
+            self.audit(AuditKind::RegistrationChecksFailed { failures });
+            return Ok(Outcome::ChecksFailed {
+                remaining: Some(reg.max_failed_proofs_per_day.saturating_sub(failures)),
+            });
         }
         if let Some(p) = self.rec.state.profile().cloned() {
             self.audit(AuditKind::RegistrationOnActive);
@@ -431,7 +453,14 @@ impl Machine<'_> {
             }
             return Ok(Outcome::AlreadyRegistered);
         }
-        let day = local_day(self.now);
+        // Enrollment items are hashed by the service only once the proofs passed, so they are
+        // checked here, after the proofs.
+        if reg.security_image && r.enrollment.image.is_none() {
+            return Err(Denied::MissingEnrollment("security_image"));
+        }
+        if r.enrollment.answers.len() < usize::from(reg.security_questions) {
+            return Err(Denied::MissingEnrollment("security_questions"));
+        }
         let cooling = self
             .rec
             .last_registration_at
@@ -458,7 +487,6 @@ impl Machine<'_> {
         self.rec.locale = r.locale;
         self.rec.registrations = self.rec.registrations.bumped(day);
         self.rec.last_registration_at = Some(self.now);
-        self.rec.check_failures = 0;
         self.audit(AuditKind::Registered);
         self.notify(
             &contact.email,
@@ -583,7 +611,8 @@ impl Machine<'_> {
                 profile,
                 reset,
                 return_to: Standing::Active { failures },
-            } => (profile, failures, Some(reset)),
+                new_email,
+            } => (profile, failures, Some((reset, new_email))),
             other => {
                 let denied = not_applicable(&other);
                 self.rec.state = other;
@@ -614,10 +643,11 @@ impl Machine<'_> {
         let count = u32::try_from(failures.len()).unwrap_or(u32::MAX);
         self.rec.state = match resetting {
             None => AccountState::Active { profile, failures },
-            Some(reset) => AccountState::Resetting {
+            Some((reset, new_email)) => AccountState::Resetting {
                 profile,
                 reset,
                 return_to: Standing::Active { failures },
+                new_email,
             },
         };
         self.audit(AuditKind::LoginFailed { failures: count });
@@ -702,12 +732,14 @@ impl Machine<'_> {
                 profile,
                 reset,
                 return_to: Standing::Locked { .. },
+                new_email,
             } => AccountState::Resetting {
                 profile,
                 reset,
                 return_to: Standing::Active {
                     failures: Vec::new(),
                 },
+                new_email,
             },
             other => other,
         };
@@ -798,25 +830,20 @@ impl Machine<'_> {
             return Ok(Outcome::Throttled);
         }
         let token = self.token(link, self.policy.recovery.reset_ttl);
-        let (mut profile, return_to) = self.take_standing()?;
-        if let Some(new) = new_email {
-            if !profile.contact.email.matches(new) {
-                let old = std::mem::replace(&mut profile.contact.email, new.clone());
-                self.audit(AuditKind::EmailChanged);
-                self.notify(
-                    &old,
-                    NoticeKind::EmailChangedFrom {
-                        new_masked: new.masked(),
-                    },
-                );
-                self.notify(new, NoticeKind::EmailChangedTo);
-            }
-        }
-        let to = profile.contact.email.clone();
+        let (profile, return_to) = self.take_standing()?;
+        // A replacement address only receives the reset link: the account's email changes
+        // when the reset completes (so knowing the answers alone never redirects the mail).
+        let new_email = new_email
+            .filter(|new| !profile.contact.email.matches(new))
+            .cloned();
+        let to = new_email
+            .clone()
+            .unwrap_or_else(|| profile.contact.email.clone());
         self.rec.state = AccountState::Resetting {
             profile,
             reset: token,
             return_to,
+            new_email,
         };
         self.audit(AuditKind::RecoveryStarted);
         self.notify(
@@ -836,12 +863,18 @@ impl Machine<'_> {
         pw: &NewPassword,
         declaration: bool,
     ) -> Result<Outcome, Denied> {
-        let (profile, reset, return_to) = match &self.rec.state {
+        let (mut profile, reset, return_to, new_email) = match &self.rec.state {
             AccountState::Resetting {
                 profile,
                 reset,
                 return_to,
-            } => (profile.clone(), *reset, return_to.clone()),
+                new_email,
+            } => (
+                profile.clone(),
+                *reset,
+                return_to.clone(),
+                new_email.clone(),
+            ),
             other => return Err(not_applicable(other)),
         };
         if reset.digest != *link {
@@ -850,6 +883,10 @@ impl Machine<'_> {
         if self.policy.recovery.declaration.is_some() && !declaration {
             return Err(Denied::DeclarationRequired);
         }
+        let old_email = match &new_email {
+            Some(new) => Some(std::mem::replace(&mut profile.contact.email, new.clone())),
+            None => None,
+        };
         let hash = self.accept_password(pw, &profile.contact)?;
         let email = profile.contact.email.clone();
         let profile = Profile {
@@ -881,9 +918,51 @@ impl Machine<'_> {
             self.rec.lockouts = 0;
         }
         self.rec.check_failures = 0;
+        // The password changed: an outstanding staff email change dies with the other links.
+        self.rec.pending_email = None;
         self.audit(AuditKind::PasswordReset);
+        if let Some(old) = old_email {
+            self.email_changed(&old, &email);
+        }
         self.notify(&email, NoticeKind::PasswordChanged);
         Ok(Outcome::PasswordReset)
+    }
+
+    /// Audits an email change and tells both addresses (the old one sees the new one masked).
+    fn email_changed(&mut self, old: &crate::identity::Email, new: &crate::identity::Email) {
+        self.audit(AuditKind::EmailChanged);
+        self.notify(
+            old,
+            NoticeKind::EmailChangedFrom {
+                new_masked: new.masked(),
+            },
+        );
+        self.notify(new, NoticeKind::EmailChangedTo);
+    }
+
+    /// Replaces the contact email now: every outstanding unlock, reset and email-change link
+    /// dies, both addresses are told.
+    fn replace_email(&mut self, email: &crate::identity::Email) -> Result<(), Denied> {
+        let (mut profile, standing) = self.take_standing()?;
+        let old = std::mem::replace(&mut profile.contact.email, email.clone());
+        self.rec.state = from_standing(profile, standing);
+        self.rec.pending_email = None;
+        self.email_changed(&old, email);
+        Ok(())
+    }
+
+    fn confirm_email_change(&mut self, link: &Digest) -> Result<Outcome, Denied> {
+        let change = self
+            .rec
+            .pending_email
+            .clone()
+            .filter(|c| c.link.digest == *link)
+            .ok_or(Denied::InvalidToken)?;
+        if !change.link.is_live(self.now) {
+            return Err(Denied::TokenExpired);
+        }
+        self.replace_email(&change.email)?;
+        Ok(Outcome::EmailChangeConfirmed)
     }
 
     // ---- staff --------------------------------------------------------------------------
@@ -896,6 +975,12 @@ impl Machine<'_> {
     ) -> Result<Outcome, Denied> {
         if actor.trim().is_empty() || reason.trim().is_empty() {
             return Err(Denied::MissingStaffReason);
+        }
+        if actor.chars().count() > crate::policy::MAX_STAFF_ACTOR_CHARS {
+            return Err(Denied::StaffInputTooLong("actor"));
+        }
+        if reason.chars().count() > crate::policy::MAX_STAFF_REASON_CHARS {
+            return Err(Denied::StaffInputTooLong("reason"));
         }
         match action {
             StaffAction::Unlock => {
@@ -913,19 +998,46 @@ impl Machine<'_> {
                 }
                 self.lock(LockReason::Staff);
             }
-            StaffAction::ChangeEmail { email } => {
-                // Outstanding unlock and reset links die with the old address.
-                let (mut profile, standing) = self.take_standing()?;
-                let old = std::mem::replace(&mut profile.contact.email, email.clone());
-                self.rec.state = from_standing(profile, standing);
-                self.audit(AuditKind::EmailChanged);
-                self.notify(
-                    &old,
-                    NoticeKind::EmailChangedFrom {
-                        new_masked: email.masked(),
-                    },
-                );
-                self.notify(email, NoticeKind::EmailChangedTo);
+            StaffAction::ChangeEmail {
+                email,
+                confirm_link,
+            } => {
+                let current = self
+                    .rec
+                    .state
+                    .profile()
+                    .map(|p| p.contact.email.clone())
+                    .ok_or_else(|| not_applicable(&self.rec.state))?;
+                if current.matches(email) {
+                    return Err(Denied::SameEmail);
+                }
+                let staff = &self.policy.staff;
+                if staff.confirm_email_change {
+                    // Nothing changes until the new address follows the link; a newer
+                    // request replaces an older one.
+                    let link = confirm_link.ok_or(Denied::ConfirmationLinkRequired)?;
+                    let token = self.token(&link, staff.email_change_ttl);
+                    self.rec.pending_email = Some(PendingEmailChange {
+                        email: email.clone(),
+                        link: token,
+                    });
+                    self.audit(AuditKind::EmailChangeRequested);
+                    self.notify(
+                        &current,
+                        NoticeKind::EmailChangeRequested {
+                            new_masked: email.masked(),
+                        },
+                    );
+                    self.notify(
+                        email,
+                        NoticeKind::EmailChangeConfirm {
+                            expires_at: token.expires_at,
+                        },
+                    );
+                } else {
+                    // Outstanding unlock and reset links die with the old address.
+                    self.replace_email(email)?;
+                }
             }
             StaffAction::SendReset { link } => {
                 if self.rec.state.profile().is_none() {

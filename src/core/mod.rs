@@ -48,5 +48,5 @@ pub use effect::{AuditEvent, AuditKind, Effect, Notice, NoticeKind};
 pub use machine::{Decision, decide, local_day, settle};
 pub use state::{
     AccountRecord, AccountState, Contact, DailyCount, EnrolledAnswer, IssuedToken, Locale, Lock,
-    LockReason, Pending, Profile, SecurityEnrollment, Standing, StateKind,
+    LockReason, Pending, PendingEmailChange, Profile, SecurityEnrollment, Standing, StateKind,
 };

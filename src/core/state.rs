@@ -188,6 +188,11 @@ pub enum AccountState {
         reset: IssuedToken,
         /// Where the account returns if the link expires.
         return_to: Standing,
+        /// A replacement contact email given with the recovery checks (where the policy
+        /// allows it). The reset link goes there, but the account's email changes only when
+        /// the reset completes; an abandoned reset leaves it as it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_email: Option<Email>,
     },
 }
 
@@ -255,6 +260,15 @@ impl AccountState {
     }
 }
 
+/// A staff email change waiting for the new address to follow its confirmation link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEmailChange {
+    /// The new address (it receives the link).
+    pub email: Email,
+    /// The confirmation link.
+    pub link: IssuedToken,
+}
+
 /// A counter that restarts every calendar day (America/Guayaquil).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyCount {
@@ -305,6 +319,12 @@ pub struct AccountRecord {
     pub registrations: DailyCount,
     /// When the last activation mail was issued (resend cooldown).
     pub last_registration_at: Option<OffsetDateTime>,
+    /// Registration forms with failed proofs today (they throttle registration only).
+    #[serde(default)]
+    pub registration_failures: DailyCount,
+    /// A staff email change waiting for confirmation by the new address.
+    #[serde(default)]
+    pub pending_email: Option<PendingEmailChange>,
 }
 
 impl AccountRecord {
@@ -320,6 +340,8 @@ impl AccountRecord {
             notices_sent: DailyCount::default(),
             registrations: DailyCount::default(),
             last_registration_at: None,
+            registration_failures: DailyCount::default(),
+            pending_email: None,
         }
     }
 
@@ -343,6 +365,9 @@ impl AccountRecord {
         }
         if let Some(link) = self.state.lock().and_then(|l| l.unlock_link) {
             out.push((TokenPurpose::Unlock, link.digest));
+        }
+        if let Some(change) = &self.pending_email {
+            out.push((TokenPurpose::EmailChange, change.link.digest));
         }
         out
     }

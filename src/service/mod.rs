@@ -109,18 +109,27 @@ pub enum RecordQuestion {
     LastContributionYear,
 }
 
+/// Every record question the library can ask, in the order they are asked.
+const RECORD_QUESTIONS: [RecordQuestion; 3] = [
+    RecordQuestion::Employer,
+    RecordQuestion::FirstContributionYear,
+    RecordQuestion::LastContributionYear,
+];
+// `Policy::validate` refuses counts above what can be asked.
+const _: () = assert!(RECORD_QUESTIONS.len() == crate::policy::MAX_RECORD_QUESTIONS as usize);
+
+/// Longest knowledge answer accepted (affiliate number, record or security answer), in
+/// characters.
+pub const MAX_ANSWER_CHARS: usize = 200;
+
 impl RecordQuestion {
     /// The questions asked, in order, when a policy asks `count` of them. The same for every
     /// ID, so the question list reveals nothing.
     pub fn first(count: u8) -> Vec<RecordQuestion> {
-        [
-            Self::Employer,
-            Self::FirstContributionYear,
-            Self::LastContributionYear,
-        ]
-        .into_iter()
-        .take(usize::from(count))
-        .collect()
+        RECORD_QUESTIONS
+            .into_iter()
+            .take(usize::from(count))
+            .collect()
     }
 
     fn accepts(self, facts: &MemberFacts, answer: &str) -> bool {
@@ -149,6 +158,11 @@ fn ct_str_eq(a: &str, b: &str) -> bool {
 }
 
 /// Knowledge answers given in a registration or recovery form.
+///
+/// Exactly one answer per question asked: a form with a missing, extra or repeated answer
+/// (or one longer than [`MAX_ANSWER_CHARS`]) is refused with
+/// [`ServiceError::InvalidInput`] naming `record_answers` or `security_answers`, and still
+/// counts as a failed attempt, so a form cannot carry many guesses at once.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Answers {
@@ -304,7 +318,9 @@ pub enum StaffRequest {
     Unlock,
     /// Suspend.
     Suspend,
-    /// Replace the contact email.
+    /// Replace the contact email. Under `staff.confirm_email_change` (every preset) a
+    /// confirmation link goes to the new address and the old one is told; the change takes
+    /// effect in [`AccountService::confirm_email_change`], or expires unconfirmed.
     ChangeEmail(String),
     /// Mail a reset link.
     SendReset,
@@ -755,6 +771,67 @@ impl AccountService {
         })
     }
 
+    /// One answer per question asked, nothing else, nothing oversized. `Err` is a field error
+    /// the caller still counts as a failed attempt.
+    fn check_answer_shape(
+        &self,
+        proofs: &[Proof],
+        answers: &Answers,
+        for_recovery: bool,
+    ) -> Result<(), ServiceError> {
+        let too_long = |a: &str| a.chars().count() > MAX_ANSWER_CHARS;
+        if answers.affiliate_number.as_deref().is_some_and(too_long) {
+            return Err(invalid("affiliate_number", "too long"));
+        }
+        let asked = proofs
+            .iter()
+            .find_map(|p| match p {
+                Proof::RecordQuestions { count } => Some(RecordQuestion::first(*count)),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let exactly_asked = answers.record.len() == asked.len()
+            && asked
+                .iter()
+                .all(|q| answers.record.iter().filter(|(aq, _)| aq == q).count() == 1);
+        if !exactly_asked {
+            return Err(invalid(
+                "record_answers",
+                "exactly one answer to each question asked",
+            ));
+        }
+        if answers.record.iter().any(|(_, a)| too_long(a)) {
+            return Err(invalid("record_answers", "an answer is too long"));
+        }
+        if for_recovery {
+            let wanted = proofs
+                .iter()
+                .find_map(|p| match p {
+                    Proof::SecurityQuestions { count } => Some(usize::from(*count)),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            let given = &answers.security;
+            let distinct = given
+                .iter()
+                .enumerate()
+                .all(|(i, (q, _))| given.iter().skip(i.saturating_add(1)).all(|(o, _)| o != q));
+            if given.len() != wanted || !distinct {
+                return Err(invalid(
+                    "security_answers",
+                    "exactly one answer to each question asked",
+                ));
+            }
+            if given.iter().any(|(q, a)| too_long(q) || too_long(a)) {
+                return Err(invalid("security_answers", "an answer is too long"));
+            }
+            if answers.security_image.as_deref().is_some_and(too_long) {
+                return Err(invalid("security_image", "too long"));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks registry-based proofs (no hashing) against the member's facts; `None` facts
     /// (unknown ID) fail every proof.
     fn registry_proofs(
@@ -780,12 +857,14 @@ impl AccountService {
                         == Some((f.birth_date.day(), u8::from(f.birth_date.month())))
                 }
                 (Proof::RecordQuestions { count }, Some(f)) => {
+                    // One answer per question (`check_answer_shape`): the first is the only.
                     let asked = RecordQuestion::first(*count);
                     asked.iter().all(|q| {
                         answers
                             .record
                             .iter()
-                            .any(|(aq, a)| aq == q && q.accepts(f, a))
+                            .find(|(aq, _)| aq == q)
+                            .is_some_and(|(_, a)| q.accepts(f, a))
                     })
                 }
                 _ => continue,
@@ -818,17 +897,28 @@ impl AccountService {
                 req.human_response.as_deref(),
             )
             .await?;
-        // Enrollment hashing happens before the registry lookup, so known and unknown IDs
-        // cost the same.
-        let enrollment = self.enrollment(&req.answers).await?;
+        // A form with more (or fewer) answers than questions is refused, and still counts
+        // as a failed attempt: one request can never carry many guesses.
+        let shape = self.check_answer_shape(&policy.registration.proofs, &req.answers, false);
         let facts = self.inner.directory.find(&member).await?;
-        let proofs =
+        let mut proofs =
             self.registry_proofs(&policy.registration.proofs, &req.answers, facts.as_ref());
+        if shape.is_err() {
+            proofs.iter_mut().for_each(|p| p.passed = false);
+        }
         if facts.is_none() {
             // Not in the registry: the data does not match, which is also what a member
             // whose proofs fail hears on a first attempt.
+            shape?;
             return Ok(RegisterOutcome::ChecksFailed);
         }
+        // Argon2 runs only for a form whose proofs passed: anonymous forms with wrong
+        // answers cost no hashing, whatever the ID, and cannot starve logins.
+        let enrollment = if shape.is_ok() && proofs.iter().all(|p| p.passed) {
+            self.enrollment(&req.answers).await?
+        } else {
+            SecurityEnrollment::default()
+        };
         let (token, link) = self.new_token(TokenPurpose::Activation);
         let code = self.new_code(&member)?;
         let secrets = LinkSecrets::new(token, code.as_ref().map(|c| c.0.clone()));
@@ -846,7 +936,10 @@ impl AccountService {
             enrollment,
             locale: req.locale,
         });
-        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+        let applied = self.apply(&member, now, &cmd, Some(&secrets)).await?;
+        // The failed attempt is committed; the caller hears the field error.
+        shape?;
+        match applied {
             Ok(a) => Ok(match a.decision.outcome {
                 Outcome::ChecksFailed { .. } => RegisterOutcome::ChecksFailed,
                 _ => RegisterOutcome::Submitted,
@@ -1121,17 +1214,32 @@ impl AccountService {
         let human = self
             .human_verified(policy.recovery.human_check, req.human_response.as_deref())
             .await?;
+        let shape = self.check_answer_shape(&policy.recovery.proofs, &req.answers, true);
         let facts = self.inner.directory.find(&member).await?;
         let record = self.inner.store.load(&member).await?;
         let mut proofs =
             self.registry_proofs(&policy.recovery.proofs, &req.answers, facts.as_ref());
-        proofs.extend(self.enrolled_proofs(&req.answers, record.as_ref()).await?);
+        if shape.is_ok() {
+            proofs.extend(self.enrolled_proofs(&req.answers, record.as_ref()).await?);
+        } else {
+            // Counted as a failed attempt without verifying anything.
+            proofs.iter_mut().for_each(|p| p.passed = false);
+            proofs.extend(
+                policy
+                    .recovery
+                    .proofs
+                    .iter()
+                    .filter(|p| matches!(p, Proof::SecurityQuestions { .. } | Proof::SecurityImage))
+                    .map(|p| ProofResult::failed(*p)),
+            );
+        }
         let knowledge = policy
             .recovery
             .proofs
             .iter()
             .any(|p| *p != Proof::RegisteredEmail);
         if record.is_none() || facts.is_none() {
+            shape?;
             return Ok(if knowledge {
                 RecoveryOutcome::ChecksFailed
             } else {
@@ -1147,7 +1255,9 @@ impl AccountService {
             new_email,
             link,
         });
-        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+        let applied = self.apply(&member, now, &cmd, Some(&secrets)).await?;
+        shape?;
+        match applied {
             Ok(a) => Ok(match a.decision.outcome {
                 // With knowledge checks an unknown ID hears `ChecksFailed`, so must every
                 // account that cannot recover (pending, suspended).
@@ -1243,7 +1353,27 @@ impl AccountService {
         Ok(())
     }
 
-    /// A staff operation, audited with `actor` and `reason`.
+    /// Follows the confirmation link of a staff email change (sent to the new address): the
+    /// account's email becomes the new one, every outstanding link dies, and both addresses
+    /// are told.
+    pub async fn confirm_email_change(&self, token: &str) -> Result<(), ServiceError> {
+        let now = self.inner.clock.now();
+        let token = self.parse_token(token)?;
+        let (link, record) = self.by_token(TokenPurpose::EmailChange, &token).await?;
+        let record = record.ok_or(Denied::InvalidToken)?;
+        self.apply(
+            &record.member,
+            now,
+            &Command::ConfirmEmailChange { link },
+            None,
+        )
+        .await??;
+        Ok(())
+    }
+
+    /// A staff operation, audited with `actor` (at most
+    /// [`MAX_STAFF_ACTOR_CHARS`](crate::policy::MAX_STAFF_ACTOR_CHARS) characters) and
+    /// `reason` (at most [`MAX_STAFF_REASON_CHARS`](crate::policy::MAX_STAFF_REASON_CHARS)).
     pub async fn staff(
         &self,
         actor: &str,
@@ -1252,15 +1382,44 @@ impl AccountService {
         request: StaffRequest,
     ) -> Result<(), ServiceError> {
         let now = self.inner.clock.now();
+        if actor.chars().count() > crate::policy::MAX_STAFF_ACTOR_CHARS {
+            return Err(invalid(
+                "actor",
+                format!(
+                    "at most {} characters",
+                    crate::policy::MAX_STAFF_ACTOR_CHARS
+                ),
+            ));
+        }
+        if reason.chars().count() > crate::policy::MAX_STAFF_REASON_CHARS {
+            return Err(invalid(
+                "reason",
+                format!(
+                    "at most {} characters",
+                    crate::policy::MAX_STAFF_REASON_CHARS
+                ),
+            ));
+        }
         let member = self.parse_member(member_id)?;
         let mut secrets = None;
         let mut enroll = None;
         let action = match request {
             StaffRequest::Unlock => StaffAction::Unlock,
             StaffRequest::Suspend => StaffAction::Suspend,
-            StaffRequest::ChangeEmail(e) => StaffAction::ChangeEmail {
-                email: e.parse().map_err(|e| invalid("email", e))?,
-            },
+            StaffRequest::ChangeEmail(e) => {
+                let email = e.parse().map_err(|e| invalid("email", e))?;
+                let confirm_link = if self.inner.policy.staff.confirm_email_change {
+                    let (token, link) = self.new_token(TokenPurpose::EmailChange);
+                    secrets = Some(LinkSecrets::new(token, None));
+                    Some(link)
+                } else {
+                    None
+                };
+                StaffAction::ChangeEmail {
+                    email,
+                    confirm_link,
+                }
+            }
             StaffRequest::SendReset => {
                 let (token, link) = self.new_token(TokenPurpose::Reset);
                 secrets = Some(LinkSecrets::new(token, None));
