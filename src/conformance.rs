@@ -45,8 +45,8 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::core::{
     AccountRecord, AccountState, AuditEvent, AuditKind, Command, Contact, DailyCount,
-    EnrolledAnswer, IssuedToken, Locale, Lock, LockReason, Notice, NoticeKind, Pending, Profile,
-    ProofResult, Register, SecurityEnrollment, Standing, decide,
+    EnrolledAnswer, IssuedToken, Locale, Lock, LockReason, Notice, NoticeKind, Pending,
+    PendingEmailChange, Profile, ProofResult, Register, SecurityEnrollment, Standing, decide,
 };
 use crate::crypto::{
     Digest, DigestKey, HashParams, NumericCode, PasswordHash, Token, TokenPurpose, hash_password,
@@ -252,8 +252,9 @@ fn profile(password: PasswordHash) -> Profile {
     }
 }
 
-/// Ana resetting on top of a lock that has an unlock link: two live digests (reset `[reset;
-/// 32]`, unlock `[unlock; 32]`), every field away from its default.
+/// Ana resetting on top of a lock that has an unlock link, with a staff email change pending:
+/// three live digests (reset `[reset; 32]`, unlock `[unlock; 32]`, email change
+/// `[reset + 100; 32]`), every field away from its default.
 fn resetting(reset: u8, unlock: u8) -> AccountRecord {
     let mut r = AccountRecord::new(ana());
     r.state = AccountState::Resetting {
@@ -281,6 +282,15 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
         count: 1,
     };
     r.last_registration_at = Some(T0 - Duration::days(30));
+    r.registration_failures = DailyCount {
+        day: Some(date!(2026 - 11 - 20)),
+        count: 2,
+    };
+    // A staff email change waiting for confirmation: a third live digest.
+    r.pending_email = Some(PendingEmailChange {
+        email: email("ana.confirmar@example.ec"),
+        link: issued(digest(reset.wrapping_add(100)), T0, Duration::hours(24)),
+    });
     r
 }
 
@@ -440,7 +450,8 @@ pub async fn check_round_trip<S: AccountStore>(store: &S) {
     );
 }
 
-/// `load_by_token` finds the record by each live digest (activation, unlock, reset), keyed
+/// `load_by_token` finds the record by each live digest (activation, unlock, reset, email
+/// change), keyed
 /// by purpose too, and no longer by a digest a later commit replaced.
 pub async fn check_load_by_token<S: AccountStore>(store: &S) {
     const W: &str = "check_load_by_token";
@@ -449,8 +460,8 @@ pub async fn check_load_by_token<S: AccountStore>(store: &S) {
     let live = rec.token_digests();
     assert_eq!(
         live.len(),
-        2,
-        "{W}: fixture holds a reset and an unlock digest"
+        3,
+        "{W}: fixture holds a reset, an unlock and an email-change digest"
     );
     for (purpose, d) in &live {
         let found = by_token(store, *purpose, *d, W).await;
