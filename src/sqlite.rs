@@ -40,6 +40,33 @@
 //! Every multi-statement write runs in a `BEGIN IMMEDIATE` transaction, so concurrent writers
 //! queue on SQLite's write lock (waiting up to 5 s) instead of failing on a lock upgrade; of
 //! two commits on one version exactly one wins and the other gets [`StoreError::Conflict`].
+//!
+//! ## Write faults
+//!
+//! A write that fails because the database files cannot be written (a full or read-only file
+//! system, an I/O error, a file made immutable) returns [`StoreError::Unavailable`] and stores
+//! nothing of itself. Once the fault is gone the store recovers by itself: the next write
+//! succeeds, on whichever pooled connection it runs. To that end a connection returning to the
+//! pool with a transaction still open is rolled back (or, failing that, closed), and a new
+//! connection is only let into the pool when it can write the WAL: while the WAL cannot be
+//! written, operations that need a new connection fail (reads included) rather than leave a
+//! connection in the pool that could never write again.
+//!
+//! ### The shared-memory file and `SIGBUS`
+//!
+//! By default SQLite keeps a WAL database's index in a `-shm` file next to it
+//! (`afiliado.db-shm`), which every connection maps into memory. If that file stops being
+//! writable while the store is open (`chattr +i` on it), is truncated, or sits on storage
+//! that fails, the next access to the mapping is a memory fault: the kernel kills the process
+//! with `SIGBUS`, before SQLite or this crate can return an error. No SQLite setting turns
+//! that into an error (`PRAGMA mmap_size` governs the database file, not the `-shm` file).
+//!
+//! A host that must survive this can append `?vfs=unix-excl` to the URL
+//! (`sqlite://path/to/afiliado.db?vfs=unix-excl`): SQLite's `unix-excl` VFS keeps the index
+//! in the process's heap and creates no `-shm` file. The price is an exclusive lock on the
+//! database file while the store has connections open: no other process can read or write
+//! the database meanwhile (the `sqlite3` shell, a backup tool or a second instance gets
+//! "database is locked"). Connections of one store still share the database as usual.
 
 use std::fmt;
 use std::future::Future;
@@ -114,6 +141,10 @@ impl SqliteStore {
     ///
     /// Every connection has foreign keys on and a 5 s busy timeout. The schema is not
     /// touched: call [`migrate`](Self::migrate) next.
+    ///
+    /// Query parameters of the URL are passed to SQLite; `?vfs=unix-excl` keeps the WAL index
+    /// in memory instead of a `-shm` file, trading other processes' access for immunity to
+    /// `SIGBUS` (see [the module docs](self#the-shared-memory-file-and-sigbus)).
     ///
     /// # Errors
     ///

@@ -121,9 +121,22 @@ fn assert_failed<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_recover_after_the_wal_was_unwritable() {
+    recovers_from_a_wal_fault("").await;
+}
+
+/// The same with the WAL index in process memory (`vfs=unix-excl`, no `-shm` file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_recover_after_the_wal_was_unwritable_with_the_exclusive_vfs() {
+    recovers_from_a_wal_fault("?vfs=unix-excl").await;
+}
+
+/// Opens a store on a fresh file (with `params` appended to its URL), makes its WAL
+/// unwritable, checks every write path fails, clears the fault and checks every write path
+/// works again, at once and on every pooled connection.
+async fn recovers_from_a_wal_fault(params: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("afiliado.db");
-    let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
+    let store = SqliteStore::open(&format!("sqlite://{}{params}", db.display()))
         .await
         .expect("open");
     store.migrate().await.expect("migrate");
@@ -147,6 +160,12 @@ async fn writes_recover_after_the_wal_was_unwritable() {
     let [a, b, c] = [claimed[0].id, claimed[1].id, claimed[2].id];
     store.enroll(facts(&first)).await.expect("enroll");
     let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let shm = PathBuf::from(format!("{}-shm", db.display()));
+    assert_eq!(
+        shm.exists(),
+        params.is_empty(),
+        "a `-shm` file exists unless the WAL index is kept in memory"
+    );
 
     // The fault: the WAL cannot be written.
     let fault = Immutable::set(&wal);
