@@ -40,8 +40,37 @@
 //! Every multi-statement write runs in a `BEGIN IMMEDIATE` transaction, so concurrent writers
 //! queue on SQLite's write lock (waiting up to 5 s) instead of failing on a lock upgrade; of
 //! two commits on one version exactly one wins and the other gets [`StoreError::Conflict`].
+//!
+//! ## Write faults
+//!
+//! A write that fails because the database files cannot be written (a full or read-only file
+//! system, an I/O error, a file made immutable) returns [`StoreError::Unavailable`] and stores
+//! nothing of itself. Once the fault is gone the store recovers by itself: the next write
+//! succeeds, on whichever pooled connection it runs. To that end a connection returning to the
+//! pool with a transaction still open is rolled back (or, failing that, closed), and a new
+//! connection is only let into the pool when it can write the WAL: while the WAL cannot be
+//! written, operations that need a new connection fail (reads included) rather than leave a
+//! connection in the pool that could never write again.
+//!
+//! ### The shared-memory file and `SIGBUS`
+//!
+//! By default SQLite keeps a WAL database's index in a `-shm` file next to it
+//! (`afiliado.db-shm`), which every connection maps into memory. If that file stops being
+//! writable while the store is open (`chattr +i` on it), is truncated, or sits on storage
+//! that fails, the next access to the mapping is a memory fault: the kernel kills the process
+//! with `SIGBUS`, before SQLite or this crate can return an error. No SQLite setting turns
+//! that into an error (`PRAGMA mmap_size` governs the database file, not the `-shm` file).
+//!
+//! A host that must survive this can append `?vfs=unix-excl` to the URL
+//! (`sqlite://path/to/afiliado.db?vfs=unix-excl`): SQLite's `unix-excl` VFS keeps the index
+//! in the process's heap and creates no `-shm` file. The price is an exclusive lock on the
+//! database file while the store has connections open: no other process can read or write
+//! the database meanwhile (the `sqlite3` shell, a backup tool or a second instance gets
+//! "database is locked"). Connections of one store still share the database as usual.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,11 +79,12 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection as _, Row, Sqlite, Transaction, TransactionManager as _};
 use time::OffsetDateTime;
 
 use crate::core::{AccountRecord, AccountState, AuditEvent};
@@ -112,6 +142,10 @@ impl SqliteStore {
     /// Every connection has foreign keys on and a 5 s busy timeout. The schema is not
     /// touched: call [`migrate`](Self::migrate) next.
     ///
+    /// Query parameters of the URL are passed to SQLite; `?vfs=unix-excl` keeps the WAL index
+    /// in memory instead of a `-shm` file, trading other processes' access for immunity to
+    /// `SIGBUS` (see [the module docs](self#the-shared-memory-file-and-sigbus)).
+    ///
     /// # Errors
     ///
     /// [`StoreError::Invalid`] for a URL that is not a SQLite URL,
@@ -130,15 +164,25 @@ impl SqliteStore {
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
-                .max_lifetime(None);
+                .max_lifetime(None)
+                .after_release(after_release);
             (options, pool_options, Arc::from(":memory:"))
         } else {
             let location: Arc<str> = Arc::from(options.get_filename().to_string_lossy().as_ref());
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            let pool_options = SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE);
+                .synchronous(SqliteSynchronous::Normal)
+                // A connection opened while the WAL cannot be written (a full or read-only
+                // file system, an immutable file) gets the WAL read-only for its whole life,
+                // and would fail every write with "attempt to write a readonly database" long
+                // after the fault is gone. A passive checkpoint needs the WAL writable, never
+                // waits for a lock and only does work SQLite does anyway, so it makes opening
+                // such a connection fail instead of letting it into the pool.
+                .pragma("wal_checkpoint", "PASSIVE");
+            let pool_options = SqlitePoolOptions::new()
+                .max_connections(FILE_POOL_SIZE)
+                .after_release(after_release);
             (options, pool_options, location)
         };
         // `connect_with` opens a first connection eagerly, so a bad path fails here and the
@@ -259,6 +303,54 @@ fn is_memory_url(url: &str) -> Result<bool, StoreError> {
         .ok_or_else(|| StoreError::Invalid("a SQLite URL starts with `sqlite:`".to_owned()))?;
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     Ok(database == ":memory:" || params.split('&').any(|p| p == "mode=memory"))
+}
+
+/// The pool's `after_release` hook: whether a connection coming back to the pool may serve
+/// again (`Ok(true)`) or must be closed (`Ok(false)` or an error, after which the pool opens a
+/// fresh connection when one is needed).
+fn after_release(
+    conn: &mut SqliteConnection,
+    _meta: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(leave_no_transaction_open(conn))
+}
+
+/// Makes sure `conn` has no transaction open, in SQLite and in sqlx's own count, before it
+/// returns to the pool; `Ok(false)` (close it) when that cannot be made sure.
+///
+/// Why: sqlx counts the transactions it opened on a connection and lowers the count only when
+/// its `COMMIT` or `ROLLBACK` succeeds. When a write fails with an I/O error (the WAL or the
+/// disk cannot be written) or `SQLITE_FULL`, SQLite may roll the transaction back by itself;
+/// the `COMMIT` then fails, the `ROLLBACK` that follows fails too ("no transaction is active"),
+/// and the connection came back to the pool still counted as inside a transaction. Every later
+/// `BEGIN IMMEDIATE` on it failed ("attempted to call begin_with at non-zero transaction
+/// depth") until the process restarted, long after the fault was gone. Checking here, rather
+/// than where each transaction ends, covers every path: a failed commit, a failed rollback, a
+/// future dropped mid-transaction, and any write path added later.
+///
+/// Repairing (rather than always closing) keeps an in-memory database alive: it lives only as
+/// long as its one connection.
+async fn leave_no_transaction_open(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped `Transaction` queues its ROLLBACK on the connection's worker thread; one round
+    // trip through that worker lets it run before deciding.
+    conn.ping().await?;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // Never nested here; a savepoint left open means something unforeseen: close.
+    if <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(conn) != 1 {
+        return Ok(false);
+    }
+    // sqlx's ROLLBACK only succeeds (and only then lowers the count) while SQLite has a
+    // transaction open. When SQLite already rolled back by itself, open a deferred one (it takes
+    // no lock and touches no file) for that ROLLBACK to end; when SQLite's transaction is still
+    // open this BEGIN fails harmlessly and the ROLLBACK ends that one.
+    let _ = sqlx::Executor::execute(&mut *conn, "BEGIN").await;
+    <Sqlite as sqlx::Database>::TransactionManager::rollback(conn).await?;
+    Ok(!conn.is_in_transaction())
 }
 
 #[cfg(feature = "test-util")]
@@ -440,8 +532,9 @@ async fn settle<T>(
             Ok(value)
         }
         Err(e) => {
-            // The rollback's own failure adds nothing: a transaction that is neither committed
-            // nor rolled back is rolled back when the connection returns to the pool.
+            // The rollback's own failure adds nothing: whatever state the failure left, the
+            // pool's `after_release` hook (`leave_no_transaction_open`) ends the transaction, or
+            // closes the connection, before the connection serves again.
             let _ = tx.rollback().await;
             Err(e)
         }
@@ -831,6 +924,33 @@ mod tests {
         assert_eq!(is_memory_url("sqlite://x?mode=memory"), Ok(true));
         assert_eq!(is_memory_url("sqlite://data/afiliado.db"), Ok(false));
         assert!(is_memory_url("postgres://x").is_err());
+    }
+
+    /// SQLite ends a transaction behind sqlx's back (as it does after an I/O error), so the
+    /// ROLLBACK fails and sqlx still counts the transaction open: the connection must serve the
+    /// next write all the same, and an in-memory database must survive the repair.
+    #[tokio::test]
+    async fn a_connection_left_counted_in_a_transaction_is_repaired() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .enroll(MemberFacts::new(
+                "1710034065".parse().unwrap(),
+                "ANA",
+                time::macros::date!(1990 - 01 - 01),
+            ))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let mut tx = store.begin_write().await.unwrap();
+            sqlx::Executor::execute(&mut *tx, "ROLLBACK").await.unwrap();
+            assert!(tx.rollback().await.is_err(), "sqlx's ROLLBACK fails");
+            // The next write transaction on the pool's only connection works.
+            let tx = store.begin_write().await.unwrap();
+            settle(tx, Ok(())).await.unwrap();
+        }
+        let member = "1710034065".parse().unwrap();
+        assert!(store.find(&member).await.unwrap().is_some(), "data kept");
     }
 
     #[test]
