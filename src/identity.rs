@@ -11,6 +11,29 @@
 //! Positions reported in `InvalidCharacter` errors are 1-based and count
 //! characters (not bytes) of the input exactly as it was given, including any
 //! leading whitespace.
+//!
+//! ## What is shown where
+//!
+//! These values are personal data, and `Debug` output ends up in logs (a
+//! `{:?}` of a record, an outcome or an error): **`Debug` prints the masked
+//! form** (`Cedula("17******65")`, `Email("a***@example.ec")`), and so does the
+//! `Debug` of everything that contains them. The canonical form is only
+//! reached explicitly — `as_str` / `as_e164`, [`Display`](fmt::Display) and
+//! serde — for storage keys, forms and mail headers; never put those in a log
+//! line or an error message, use `masked()` there.
+//!
+//! ```
+//! use afiliado::identity::{Email, MemberId};
+//!
+//! let id: MemberId = "1710034065".parse()?;
+//! assert_eq!(format!("{id:?}"), r#"Cedula(Cedula("17******65"))"#);
+//! assert_eq!(id.masked(), "17******65");
+//! assert_eq!(id.as_str(), "1710034065");
+//! let email: Email = "ana.quishpe@example.ec".parse()?;
+//! assert_eq!(format!("{email:?}"), r#"Email("a***@example.ec")"#);
+//! assert_eq!(email.to_string(), "ana.quishpe@example.ec");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -98,7 +121,8 @@ pub fn check_digit(first_nine: &[u8; 9]) -> u8 {
 /// type them, then checks the length, the province code (01–24, or 30 for
 /// Ecuadorians registered abroad), the third digit (0–6) and the módulo 10
 /// check digit. [`Display`](fmt::Display) and serde use the canonical 10
-/// digits; use [`Cedula::masked`] where the value must not be shown in full.
+/// digits; `Debug` and [`Cedula::masked`] show it masked (see the
+/// [module docs](self#what-is-shown-where)).
 ///
 /// ```
 /// use afiliado::identity::{Cedula, CedulaError};
@@ -107,13 +131,14 @@ pub fn check_digit(first_nine: &[u8; 9]) -> u8 {
 /// assert_eq!(cedula.as_str(), "1710034065");
 /// assert_eq!(cedula.province(), 17);
 /// assert_eq!(cedula.masked(), "17******65");
+/// assert_eq!(format!("{cedula:?}"), r#"Cedula("17******65")"#);
 /// assert_eq!(
 ///     "1710034064".parse::<Cedula>(),
 ///     Err(CedulaError::CheckDigitMismatch { expected: 5, found: 4 })
 /// );
 /// # Ok::<(), CedulaError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Cedula {
     /// Canonical form: exactly ten ASCII digits.
@@ -143,6 +168,13 @@ impl Cedula {
     pub fn masked(&self) -> String {
         let [first, second, .., ninth, tenth] = self.digits;
         format!("{first}{second}******{ninth}{tenth}")
+    }
+}
+
+/// Masked (`Cedula("17******65")`): `Debug` output ends up in logs.
+impl fmt::Debug for Cedula {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Cedula").field(&self.masked()).finish()
     }
 }
 
@@ -296,7 +328,7 @@ pub enum CedulaErrorKind {
 ///
 /// Opaque but validated: after trimming and upper-casing it is 3–20 ASCII
 /// letters and digits with at least one letter, so it can never be mistaken
-/// for a cédula.
+/// for a cédula. `Debug` shows it masked.
 ///
 /// ```
 /// use afiliado::identity::{ForeignerCode, ForeignerCodeError};
@@ -307,7 +339,7 @@ pub enum CedulaErrorKind {
 /// assert_eq!("12345".parse::<ForeignerCode>(), Err(ForeignerCodeError::NoLetter));
 /// # Ok::<(), ForeignerCodeError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ForeignerCode(String);
 
@@ -336,6 +368,15 @@ impl ForeignerCode {
                 }
             })
             .collect()
+    }
+}
+
+/// Masked (`ForeignerCode("E*****45")`): `Debug` output ends up in logs.
+impl fmt::Debug for ForeignerCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ForeignerCode")
+            .field(&self.masked())
+            .finish()
     }
 }
 
@@ -435,7 +476,8 @@ pub enum ForeignerCodeError {
 /// Parsing dispatches on the trimmed input: if it consists only of digits,
 /// spaces and hyphens it is parsed as a cédula, otherwise as a foreigner code.
 /// Serialises as the canonical string of the inner value; since foreigner
-/// codes always contain a letter the round trip is unambiguous.
+/// codes always contain a letter the round trip is unambiguous. `Debug` shows
+/// the inner value masked.
 ///
 /// ```
 /// use afiliado::identity::{MemberId, MemberIdError, MemberIdKind};
@@ -584,7 +626,7 @@ pub enum MemberIdError {
 /// octets, local part 1–64 octets, domain containing a dot and not an IP
 /// address. The domain is lower-cased; the local part is kept as typed, so
 /// `==` is case-sensitive on it. Use [`Email::matches`] to compare the way
-/// mail servers usually do.
+/// mail servers usually do. `Debug` shows it masked ([`Email::masked`]).
 ///
 /// ```
 /// use afiliado::identity::{Email, EmailError};
@@ -597,7 +639,7 @@ pub enum MemberIdError {
 /// assert_eq!("juan@localhost".parse::<Email>(), Err(EmailError::DomainWithoutDot));
 /// # Ok::<(), EmailError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
@@ -635,6 +677,13 @@ impl Email {
     pub fn matches(&self, other: &Email) -> bool {
         self.domain() == other.domain()
             && self.local_part().to_lowercase() == other.local_part().to_lowercase()
+    }
+}
+
+/// Masked (`Email("j***@gmail.com")`): `Debug` output ends up in logs.
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Email").field(&self.masked()).finish()
     }
 }
 
@@ -806,7 +855,8 @@ fn last_four(s: &str) -> &str {
 ///
 /// Accepted forms: `09XXXXXXXX`, `+5939XXXXXXXX`, `5939XXXXXXXX` and
 /// `005939XXXXXXXX`, with spaces, hyphens, dots and parentheses allowed as
-/// separators. Stored, displayed and serialised in E.164 (`+5939XXXXXXXX`).
+/// separators. Stored, displayed and serialised in E.164 (`+5939XXXXXXXX`);
+/// `Debug` shows it masked.
 ///
 /// ```
 /// use afiliado::identity::{MobilePhone, PhoneError};
@@ -818,7 +868,7 @@ fn last_four(s: &str) -> &str {
 /// assert_eq!("02 234 5678".parse::<MobilePhone>(), Err(PhoneError::NotMobile));
 /// # Ok::<(), PhoneError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct MobilePhone(String);
 
@@ -845,6 +895,13 @@ impl MobilePhone {
     /// National significant number, `9XXXXXXXX`.
     fn nsn(&self) -> &str {
         self.0.strip_prefix("+593").unwrap_or("")
+    }
+}
+
+/// Masked (`MobilePhone("09****4567")`): `Debug` output ends up in logs.
+impl fmt::Debug for MobilePhone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MobilePhone").field(&self.masked()).finish()
     }
 }
 
@@ -893,7 +950,7 @@ impl From<MobilePhone> for String {
 /// subscriber number has 7 digits, the first one 2–7; the international forms
 /// `+593D NNNNNNN`, `593D NNNNNNN` and `00593D NNNNNNN` are accepted too, with
 /// the same separators as [`MobilePhone`]. Stored, displayed and serialised in
-/// E.164 (`+593DNNNNNNN`).
+/// E.164 (`+593DNNNNNNN`); `Debug` shows it masked.
 ///
 /// ```
 /// use afiliado::identity::{Landline, PhoneError};
@@ -905,7 +962,7 @@ impl From<MobilePhone> for String {
 /// assert_eq!(phone.masked(), "02***5678");
 /// # Ok::<(), PhoneError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Landline(String);
 
@@ -938,6 +995,13 @@ impl Landline {
     /// National significant number, `DNNNNNNN`.
     fn nsn(&self) -> &str {
         self.0.strip_prefix("+593").unwrap_or("")
+    }
+}
+
+/// Masked (`Landline("02***5678")`): `Debug` output ends up in logs.
+impl fmt::Debug for Landline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Landline").field(&self.masked()).finish()
     }
 }
 
@@ -1044,6 +1108,98 @@ pub enum PhoneError {
         /// First digit of the subscriber number.
         digit: u8,
     },
+}
+
+// ---------------------------------------------------------------------------
+// Redaction of free text
+// ---------------------------------------------------------------------------
+
+/// Shortest run of digits that [`redact_personal_data`] masks: a landline in national
+/// form has 9 digits, a cédula or a mobile in national form 10, E.164 numbers without the
+/// `+` 11–12.
+const REDACTED_DIGIT_RUN: usize = 9;
+
+/// Characters that may appear in an address-shaped token: the local part's `atext` and
+/// `.`, the domain's letters, digits, `-` and `.`, and the `@` itself.
+fn is_address_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '@' || c == '.' || "!#$%&'*+-/=?^_`{|}~".contains(c)
+}
+
+/// Masks an address-shaped token (`local@domain`) like [`Email::masked`]: the first
+/// character of the local part, `***`, `@` and the domain. A token without an `@`, or
+/// with nothing on either side of its last `@`, is kept as it is.
+fn push_token(out: &mut String, token: &str) {
+    let Some((local, domain)) = token.rsplit_once('@') else {
+        out.push_str(token);
+        return;
+    };
+    // A sentence's full stop is not part of the domain.
+    let domain_end = domain.trim_end_matches('.');
+    let mut local_chars = local.chars();
+    match (local_chars.next(), domain_end.is_empty()) {
+        (Some(first), false) => {
+            out.push(first);
+            out.push_str("***@");
+            out.push_str(domain);
+        }
+        _ => out.push_str(token),
+    }
+}
+
+/// Masks a run of digits of [`REDACTED_DIGIT_RUN`] or more: the first two and last two
+/// digits kept, the others replaced by `*` (a cédula becomes `17******65`, as
+/// [`Cedula::masked`] shows it).
+fn push_digits(out: &mut String, run: &str) {
+    let len = run.len(); // ASCII digits only: bytes and characters coincide
+    if len < REDACTED_DIGIT_RUN {
+        out.push_str(run);
+        return;
+    }
+    for (index, digit) in run.chars().enumerate() {
+        let keep = index < 2 || index >= len.saturating_sub(2);
+        out.push(if keep { digit } else { '*' });
+    }
+}
+
+/// Masks personal data in free text that is about to become an error message, a
+/// dead-letter reason or audit text (a mail server's reply, a driver's message):
+///
+/// * every address-shaped token `local@domain` (also inside `<…>`) becomes
+///   `l***@domain`, like [`Email::masked`];
+/// * every run of 9 or more ASCII digits (a cédula, a phone number in national or
+///   international form) keeps its first two and last two digits, the rest become `*`
+///   (`1710034065` → `17******65`, like [`Cedula::masked`]).
+///
+/// The result is otherwise the input; applying it twice changes nothing more. Foreigner
+/// codes cannot be told apart from ordinary words, so callers never put a
+/// [`MemberId`] in such text in the first place: they use [`MemberId::masked`].
+pub(crate) fn redact_personal_data(text: &str) -> String {
+    let mut addresses_masked = String::with_capacity(text.len());
+    let mut token = String::new();
+    for c in text.chars() {
+        if is_address_char(c) {
+            token.push(c);
+        } else {
+            push_token(&mut addresses_masked, &token);
+            token.clear();
+            addresses_masked.push(c);
+        }
+    }
+    push_token(&mut addresses_masked, &token);
+
+    let mut out = String::with_capacity(addresses_masked.len());
+    let mut run = String::new();
+    for c in addresses_masked.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            push_digits(&mut out, &run);
+            run.clear();
+            out.push(c);
+        }
+    }
+    push_digits(&mut out, &run);
+    out
 }
 
 #[cfg(test)]
@@ -1595,6 +1751,71 @@ mod tests {
         );
     }
 
+    // --- Debug and redaction -----------------------------------------------
+
+    #[test]
+    fn debug_is_masked() {
+        assert_eq!(
+            format!("{:?}", cedula("1710034065")),
+            r#"Cedula("17******65")"#
+        );
+        assert_eq!(
+            format!("{:?}", "ext12345".parse::<ForeignerCode>().unwrap()),
+            r#"ForeignerCode("E*****45")"#
+        );
+        assert_eq!(
+            format!("{:?}", "Juan.Perez@gmail.com".parse::<Email>().unwrap()),
+            r#"Email("J***@gmail.com")"#
+        );
+        assert_eq!(
+            format!("{:?}", "0991234567".parse::<MobilePhone>().unwrap()),
+            r#"MobilePhone("09****4567")"#
+        );
+        assert_eq!(
+            format!("{:?}", "022345678".parse::<Landline>().unwrap()),
+            r#"Landline("02***5678")"#
+        );
+        assert_eq!(
+            format!("{:#?}", MemberId::from(cedula("1710034065"))),
+            "Cedula(\n    Cedula(\n        \"17******65\",\n    ),\n)"
+        );
+    }
+
+    #[test]
+    fn redaction_of_free_text() {
+        let r = redact_personal_data;
+        assert_eq!(
+            r("550 5.1.1 <ana.quishpe@example.ec>: Recipient address rejected"),
+            "550 5.1.1 <a***@example.ec>: Recipient address rejected"
+        );
+        assert_eq!(
+            r("to=ana@example.ec, from=<x+tag@isspol.gob.ec>."),
+            "t***@example.ec, from=<x***@isspol.gob.ec>."
+        );
+        assert_eq!(r("user JOSÉ@correo.ec."), "user J***@correo.ec.");
+        assert_eq!(r("1710034065@example.ec"), "1***@example.ec");
+        // Cédulas and phone numbers, whatever surrounds them.
+        assert_eq!(
+            r("cédula 1710034065 rechazada"),
+            "cédula 17******65 rechazada"
+        );
+        assert_eq!(r("id=1710034065;"), "id=17******65;");
+        assert_eq!(r("+593991234567"), "+59********67");
+        assert_eq!(r("(022345678)"), "(02*****78)");
+        // What is not personal data stays.
+        for kept in [
+            "SMTP 451 from 127.0.0.1: 4.3.0 try again at 12345678",
+            "nobody@ and @nobody and @",
+            "version conflict for member 17******65: expected 3, found 4",
+            "",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+        // Idempotent.
+        let once = r("a <ana@example.ec> 1710034065");
+        assert_eq!(r(&once), once);
+    }
+
     fn round_trip<T>(value: &T) -> T
     where
         T: Serialize + serde::de::DeserializeOwned,
@@ -1646,6 +1867,42 @@ mod tests {
             prop_assert!(!m.masked().contains(&m.national()));
             prop_assert!(!l.masked().contains(l.as_e164()));
             prop_assert!(!l.masked().contains(&l.national()));
+        }
+
+        #[test]
+        fn redaction_hides_every_id_and_address(
+            c in strategies::valid_cedula(),
+            e in strategies::email(),
+            m in strategies::mobile_phone(),
+            l in strategies::landline(),
+            before in "\\PC{0,12}",
+            after in "\\PC{0,12}",
+        ) {
+            let text = format!(
+                "{before} <{}> {} {}{after} {} {}",
+                e.as_str(),
+                c.as_str(),
+                m.as_e164(),
+                l.national(),
+                m.national()
+            );
+            let redacted = redact_personal_data(&text);
+            prop_assert!(!redacted.contains(e.as_str()), "{}", redacted);
+            let whole_local_part = format!("{}@", e.local_part());
+            prop_assert!(!redacted.contains(&whole_local_part), "{}", redacted);
+            prop_assert!(!redacted.contains(c.as_str()), "{}", redacted);
+            prop_assert!(!redacted.contains(&m.as_e164()[1..]), "{}", redacted);
+            prop_assert!(!redacted.contains(&m.national()), "{}", redacted);
+            prop_assert!(!redacted.contains(&l.national()), "{}", redacted);
+            prop_assert_eq!(redact_personal_data(&redacted), redacted);
+        }
+
+        #[test]
+        fn redaction_never_panics_and_keeps_text_without_digits_or_at(s in "\\PC{0,60}") {
+            let redacted = redact_personal_data(&s);
+            if !s.contains('@') && !s.chars().any(|c| c.is_ascii_digit()) {
+                prop_assert_eq!(redacted, s);
+            }
         }
 
         #[test]

@@ -93,14 +93,24 @@ impl Clock for ManualClock {
 // Store errors
 // ---------------------------------------------------------------------------------------------
 
-/// Why a store (or directory) operation failed. Messages never carry secrets: at most a
-/// member identifier, versions and outbox ids.
+/// Why a store (or directory) operation failed. Messages never carry secrets or a whole
+/// member identifier: at most a masked one ([`MemberId::masked`]), versions and outbox ids.
+/// `Debug` masks the member too (see [`MemberId`]).
+///
+/// ```
+/// use afiliado::ports::StoreError;
+///
+/// let err = StoreError::Conflict { member: "1710034065".parse()?, expected: 3, found: Some(4) };
+/// assert_eq!(err.to_string(), "version conflict for member 17******65: expected 3, found 4");
+/// assert!(!format!("{err:?}").contains("1710034065"));
+/// # Ok::<(), afiliado::identity::MemberIdError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Optimistic-concurrency conflict: the stored version is not the expected one. Nothing
     /// was written; reload, decide again and retry.
-    #[error("version conflict for member {member}: expected {expected}, found {}", found.map_or_else(|| "none".to_owned(), |v| v.to_string()))]
+    #[error("version conflict for member {}: expected {expected}, found {}", member.masked(), found.map_or_else(|| "none".to_owned(), |v| v.to_string()))]
     Conflict {
         /// Whose record.
         member: MemberId,
@@ -413,7 +423,8 @@ pub trait MemberDirectory: Send + Sync {
 // Mailer
 // ---------------------------------------------------------------------------------------------
 
-/// A rendered mail. `text` carries links and codes: `Debug` prints only its length.
+/// A rendered mail. `text` carries links and codes: `Debug` prints only its length (and the
+/// recipient masked, like every [`Email`]).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Mail {

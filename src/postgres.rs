@@ -54,7 +54,7 @@ use time::OffsetDateTime;
 
 use crate::core::{AccountRecord, AccountState, AuditEvent};
 use crate::crypto::{Digest, TokenPurpose};
-use crate::identity::MemberId;
+use crate::identity::{MemberId, redact_personal_data};
 use crate::ports::{
     AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus, StoreError,
 };
@@ -304,18 +304,21 @@ fn is_concurrency_failure(e: &sqlx::Error) -> bool {
 
 /// Maps a driver error. Decoding problems mean stored data is unreadable; an unencodable
 /// argument means the request was out of range; anything else is the database refusing or
-/// being unreachable.
+/// being unreachable. Addresses and cédula-like numbers a server message might quote are
+/// masked.
 fn unavailable(what: &str, e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(format!("{what}: {e}")),
-        sqlx::Error::Encode(_) => {
-            StoreError::Invalid(format!("{what}: value out of range for PostgreSQL: {e}"))
+        | sqlx::Error::TypeNotFound { .. } => {
+            StoreError::Corrupt(redact_personal_data(&format!("{what}: {e}")))
         }
-        _ => StoreError::Unavailable(format!("{what}: {e}")),
+        sqlx::Error::Encode(_) => StoreError::Invalid(redact_personal_data(&format!(
+            "{what}: value out of range for PostgreSQL: {e}"
+        ))),
+        _ => StoreError::Unavailable(redact_personal_data(&format!("{what}: {e}"))),
     }
 }
 
@@ -380,8 +383,9 @@ fn decode_record(member: &str, version: i64, json: &str) -> Result<AccountRecord
 }
 
 fn parse_member(s: &str) -> Result<MemberId, StoreError> {
+    // Not even an unparseable id is quoted: it may still be most of a cédula or an address.
     s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("stored member id {s:?} does not parse")))
+        .map_err(|_| StoreError::Corrupt("stored member id does not parse".to_owned()))
 }
 
 /// The activation expiry indexed for [`AccountStore::expired_pending`].
@@ -1038,6 +1042,27 @@ mod tests {
         assert_eq!(s.max_connections, 3);
         assert_eq!(s.schema.as_deref(), Some("x"));
         assert_eq!(PoolSettings::default().schema, None);
+    }
+
+    #[test]
+    fn row_errors_never_carry_a_whole_member_id() {
+        // A cédula with a wrong check digit, an address, a valid cédula.
+        for stored in ["1710034064", "ana.quishpe@example.ec", "1710034065"] {
+            let mut errors = vec![
+                version_from_db(stored, -1).err(),
+                decode_record(stored, 1, "{").err(),
+            ];
+            if stored != "1710034065" {
+                errors.push(parse_member(stored).err());
+            }
+            for err in errors {
+                let err = err.expect("an error");
+                for text in [err.to_string(), format!("{err:?}")] {
+                    assert!(!text.contains(stored), "{text}");
+                    assert!(!text.contains("ana.quishpe"), "{text}");
+                }
+            }
+        }
     }
 
     #[tokio::test]

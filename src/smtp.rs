@@ -49,8 +49,10 @@
 //! * a recipient address the message builder cannot encode → [`MailError::Permanent`].
 //!
 //! Failure reasons hold the reply code and the server's text (control characters removed,
-//! at most 200 characters); never the mail's body, and the configured user name and password
-//! are masked should a server echo them.
+//! at most 200 characters); never the mail's body. The configured user name and password
+//! are masked should a server echo them, and so are e-mail addresses (`a***@example.ec`)
+//! and runs of 9 or more digits (`17******65`): servers often repeat the recipient, and
+//! the reason ends up in the dead-letter status and the audit log.
 //!
 //! ## The message
 //!
@@ -79,6 +81,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::identity::redact_personal_data;
 use crate::ports::{Mail, MailError, Mailer};
 
 /// Why an SMTP configuration was refused. Messages never carry the URL or a password.
@@ -431,7 +434,11 @@ pub(crate) fn build_message(
             html.clone(),
         )),
     };
-    built.map_err(|e| MailError::Permanent(format!("the message cannot be built: {e}")))
+    built.map_err(|e| {
+        MailError::Permanent(redact_personal_data(&format!(
+            "the message cannot be built: {e}"
+        )))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,8 +613,9 @@ impl SmtpMailer {
         })
     }
 
-    /// Masks the configured user name and password in `text`, removes control characters
-    /// and keeps at most 200 characters.
+    /// Masks the configured user name and password in `text`, masks e-mail addresses
+    /// and cédula-like digit runs (a server's reply often repeats the recipient), removes
+    /// control characters and keeps at most 200 characters.
     fn scrub(&self, text: &str) -> String {
         let mut text: String = text
             .chars()
@@ -619,6 +627,8 @@ impl SmtpMailer {
                 text = text.replace(secret, "***");
             }
         }
+        // Before the cut, so that an address cut in half is still recognised.
+        let mut text = redact_personal_data(&text);
         if let Some((cut, _)) = text.char_indices().nth(200) {
             text.truncate(cut);
             text.push('…');
@@ -774,5 +784,28 @@ mod tests {
         assert_eq!(s, "535 5.7.8 user *** password *** rejected  more");
         assert!(!format!("{mailer:?}").contains("Tr0mp3ta"));
         assert_eq!(mailer.scrub(&"é".repeat(300)).chars().count(), 201);
+    }
+
+    #[test]
+    fn scrubbing_masks_addresses_and_id_numbers() {
+        let mailer = SmtpMailer::from_url("smtp://avisos:Tr0mp3ta@relay.example.ec")
+            .unwrap()
+            .from("no-responder@isspol.example.ec")
+            .unwrap()
+            .build()
+            .unwrap();
+        let s = mailer.scrub(
+            "5.1.1 <ana.quishpe@example.ec>: Recipient address rejected: \
+             User unknown (ref 1710034065)",
+        );
+        assert_eq!(
+            s,
+            "5.1.1 <a***@example.ec>: Recipient address rejected: \
+             User unknown (ref 17******65)"
+        );
+        // Scrubbed before the cut: an address at the cut is masked too.
+        let long = format!("{} ana.quishpe@example.ec", "x".repeat(190));
+        let s = mailer.scrub(&long);
+        assert!(!s.contains("ana.q"), "{s}");
     }
 }

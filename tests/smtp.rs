@@ -55,7 +55,8 @@ const BASE: &str = "https://afiliados.isspol.example.ec";
 /// The server: every accepted message is written to `outdir` as `<n>.eml` (raw bytes as
 /// received) plus `<n>.envelope` (MAIL FROM, then the RCPT TOs), through a temporary name;
 /// every DATA command appends a line to `attempts.log`. Modes: `accept`, `reject550`,
-/// `defer451`, `auth` (AUTH required, user/password from argv 4 and 5, allowed without TLS).
+/// `reject550rcpt` (550 to RCPT TO, the reply repeating the recipient address), `defer451`,
+/// `auth` (AUTH required, user/password from argv 4 and 5, allowed without TLS).
 const SERVER_PY: &str = r#"
 import asyncio, os, sys
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -71,6 +72,13 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if mode == "reject550rcpt":
+            # Like Postfix: the reply repeats the recipient (and here a cédula-shaped reference).
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown (ref 1710034065)" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         global count
         with open(os.path.join(outdir, "attempts.log"), "a") as f:
@@ -585,6 +593,52 @@ async fn a_550_reply_dead_letters_at_once_with_an_audit_event() {
     s.clock.advance(time::Duration::days(1));
     assert_eq!(counts(dispatcher.run_once(10).await.unwrap()), (0, 0, 0));
     assert_eq!(server.data_attempts(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn a_rejected_recipient_leaves_no_address_or_cedula_in_the_dead_letter() {
+    let Some(server) = SmtpServer::start("reject550rcpt").await else {
+        return;
+    };
+    let s = Setup::new();
+    s.register().await;
+    let dispatcher = s.dispatcher(Arc::new(smtp_mailer(&server.url())));
+
+    assert_eq!(counts(dispatcher.run_once(10).await.unwrap()), (0, 0, 1));
+    assert_eq!(server.data_attempts(), 0, "refused at RCPT TO");
+    let msg = s.message();
+    let OutboxStatus::DeadLetter { reason: status, .. } = &msg.status else {
+        panic!("{msg:?}");
+    };
+    let [(_, audited)] = s.dead_letter_reasons().await.try_into().unwrap();
+    // What the audit log stores besides the member key (which is stored whole).
+    let audit_json = serde_json::to_string(
+        &s.store
+            .audit_log(&MEMBER.parse().unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for text in [status.as_str(), audited.as_str(), audit_json.as_str()] {
+        assert!(text.contains("550"), "{text}");
+        assert!(text.contains("Recipient address rejected"), "{text}");
+        assert!(!text.contains(TO), "the address leaked: {text}");
+        assert!(
+            !text.contains("ana.quishpe"),
+            "the local part leaked: {text}"
+        );
+        assert!(!text.contains(MEMBER), "the cédula leaked: {text}");
+        // Whatever address-shaped text remains is masked (`a***@domain`).
+        assert!(
+            text.match_indices('@')
+                .all(|(at, _)| text[..at].ends_with("***")),
+            "an unmasked address: {text}"
+        );
+    }
+    assert_eq!(status, &audited);
 }
 
 #[tokio::test]

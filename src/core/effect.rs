@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::crypto::TokenPurpose;
-use crate::identity::{Email, MemberId};
+use crate::identity::{Email, MemberId, redact_personal_data};
 
 use super::state::{Locale, LockReason};
 
@@ -115,13 +115,32 @@ impl AuditEvent {
     }
 
     /// The event a store appends when it dead-letters an outbox message.
+    ///
+    /// `reason` is free text from a mailer (often a mail server's reply, which may repeat
+    /// the recipient): e-mail addresses and long digit runs (cédulas, phone numbers) in it
+    /// are masked before it reaches the audit log.
+    ///
+    /// ```
+    /// use afiliado::core::{AuditEvent, AuditKind};
+    /// use time::macros::datetime;
+    ///
+    /// let event = AuditEvent::dead_letter(
+    ///     datetime!(2026-11-22 19:00 -5),
+    ///     "1710034065".parse()?,
+    ///     "message-key",
+    ///     "SMTP 550: 5.1.1 <ana.quishpe@example.ec>: Recipient address rejected",
+    /// );
+    /// let AuditKind::NoticeDeadLettered { reason, .. } = event.kind else { unreachable!() };
+    /// assert_eq!(reason, "SMTP 550: 5.1.1 <a***@example.ec>: Recipient address rejected");
+    /// # Ok::<(), afiliado::identity::MemberIdError>(())
+    /// ```
     pub fn dead_letter(at: OffsetDateTime, member: MemberId, message: &str, reason: &str) -> Self {
         Self::new(
             at,
             member,
             AuditKind::NoticeDeadLettered {
                 message: message.to_owned(),
-                reason: reason.to_owned(),
+                reason: redact_personal_data(reason),
             },
         )
     }
@@ -206,7 +225,8 @@ pub enum AuditKind {
     NoticeDeadLettered {
         /// The message's idempotency key (its `Message-ID`).
         message: String,
-        /// Why it was given up on (mail server reply or rendering error; never a secret).
+        /// Why it was given up on (mail server reply or rendering error; never a secret,
+        /// addresses and cédula-like numbers masked).
         reason: String,
     },
     /// A staff operation.
