@@ -296,3 +296,42 @@ async fn service_records_and_login_outcome_are_masked_in_debug() {
     }
     assert_debug_clean(&store.outbox());
 }
+
+/// Forms carry what the member typed: `Debug` (what a host logs) masks IDs and addresses and
+/// shows answers only as given or not.
+#[cfg(feature = "service")]
+#[test]
+fn debug_of_forms_is_masked() {
+    use afiliado::service::{
+        Answers, RecordQuestion, RecoveryRequest, RegisterRequest, StaffRequest,
+    };
+    let mut answers = Answers::default();
+    answers.affiliate_number = Some("AF-771203".into());
+    answers.birth_day_month = Some((14, 3));
+    answers.record = vec![(RecordQuestion::Employer, "Banco del Pacífico".into())];
+    answers.security = vec![("mascota".into(), "Firulais".into())];
+    answers.security_image = Some("Colibrí".into());
+    let mut reg = RegisterRequest::new("1710034065", "ana.quishpe@example.ec");
+    reg.mobile = Some("0991234567".into());
+    reg.answers = answers.clone();
+    let mut rec = RecoveryRequest::new("1710034065");
+    rec.email = Some("ana.quishpe@example.ec".into());
+    rec.new_email = Some("ana.nueva@gmail.com".into());
+    rec.answers = answers;
+    let staff = StaffRequest::ChangeEmail("ana.nueva@gmail.com".into());
+    for dump in [format!("{reg:?}"), format!("{rec:?}"), format!("{staff:?}")] {
+        for secret in [
+            "1710034065",
+            "ana.quishpe@example.ec",
+            "ana.nueva@gmail.com",
+            "0991234567",
+            "AF-771203",
+            "Banco del Pacífico",
+            "Firulais",
+            "Colibrí",
+            "14",
+        ] {
+            assert!(!dump.contains(secret), "{secret:?} leaked into {dump}");
+        }
+    }
+}

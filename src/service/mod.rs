@@ -163,7 +163,7 @@ fn ct_str_eq(a: &str, b: &str) -> bool {
 /// (or one longer than [`MAX_ANSWER_CHARS`]) is refused with
 /// [`ServiceError::InvalidInput`] naming `record_answers` or `security_answers`, and still
 /// counts as a failed attempt, so a form cannot carry many guesses at once.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct Answers {
     /// Affiliate number from the member's credential (ISSPOL).
@@ -179,7 +179,7 @@ pub struct Answers {
 }
 
 /// A registration (first-time password generation) form.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct RegisterRequest {
     /// Cédula or foreigner code, as typed.
@@ -212,7 +212,7 @@ impl RegisterRequest {
 }
 
 /// A password recovery form.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct RecoveryRequest {
     /// Cédula or foreigner code, as typed.
@@ -311,7 +311,7 @@ pub enum RecoveryOutcome {
 }
 
 /// A staff operation.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum StaffRequest {
     /// Unlock (after the verification the reason records).
@@ -1450,6 +1450,81 @@ impl AccountService {
         }
         self.apply(&member, now, &cmd, secrets.as_ref()).await??;
         Ok(())
+    }
+}
+
+// ---- Debug of forms: what a host may log ------------------------------------------------
+//
+// Forms hold what the member typed: IDs and addresses are shown masked, phones and knowledge
+// answers only as present or absent.
+
+/// `Some(<masked>)` / `None` for a typed ID or address.
+fn masked_text(text: Option<&str>) -> Option<String> {
+    text.map(crate::identity::redact_personal_data)
+}
+
+/// Whether a secret-ish field was given, without its value.
+fn given<T>(value: &Option<T>) -> &'static str {
+    if value.is_some() { "[given]" } else { "None" }
+}
+
+impl std::fmt::Debug for Answers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answers")
+            .field("affiliate_number", &given(&self.affiliate_number))
+            .field("birth_day_month", &given(&self.birth_day_month))
+            .field(
+                "record",
+                &self.record.iter().map(|(q, _)| q).collect::<Vec<_>>(),
+            )
+            .field("security", &self.security.len())
+            .field("security_image", &given(&self.security_image))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("member_id", &masked_text(Some(&self.member_id)))
+            .field("email", &masked_text(Some(&self.email)))
+            .field("mobile", &given(&self.mobile))
+            .field("landline", &given(&self.landline))
+            .field("terms_accepted", &self.terms_accepted)
+            .field("answers", &self.answers)
+            .field("human_response", &given(&self.human_response))
+            .field("locale", &self.locale)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RecoveryRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryRequest")
+            .field("member_id", &masked_text(Some(&self.member_id)))
+            .field("email", &masked_text(self.email.as_deref()))
+            .field("answers", &self.answers)
+            .field("new_email", &masked_text(self.new_email.as_deref()))
+            .field("human_response", &given(&self.human_response))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StaffRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unlock => f.write_str("Unlock"),
+            Self::Suspend => f.write_str("Suspend"),
+            Self::ChangeEmail(e) => f
+                .debug_tuple("ChangeEmail")
+                .field(&crate::identity::redact_personal_data(e))
+                .finish(),
+            Self::SendReset => f.write_str("SendReset"),
+            Self::EnrollForeigner(facts) => f
+                .debug_tuple("EnrollForeigner")
+                .field(&facts.member)
+                .finish(),
+        }
     }
 }
 
