@@ -113,7 +113,7 @@ enum Outcome {
 type Delivery<'a> = Pin<Box<dyn Future<Output = Result<Outcome, ServiceError>> + Send + 'a>>;
 
 /// The output of the first delivery in `set` to finish (removed from the set), or `None`
-/// when the set is empty.
+/// when the set is empty. Deliveries are polled in the order they were started.
 async fn next_finished<'a>(set: &mut Vec<Delivery<'a>>) -> Option<Result<Outcome, ServiceError>> {
     std::future::poll_fn(|cx| {
         if set.is_empty() {
@@ -122,8 +122,9 @@ async fn next_finished<'a>(set: &mut Vec<Delivery<'a>>) -> Option<Result<Outcome
         let mut i = 0;
         while let Some(delivery) = set.get_mut(i) {
             if let Poll::Ready(out) = delivery.as_mut().poll(cx) {
-                // `i` is in bounds: `get_mut(i)` just found it.
-                drop(set.swap_remove(i));
+                // `i` is in bounds: `get_mut(i)` just found it. `remove` (not `swap_remove`)
+                // keeps the claim order, so mails that complete at once go out in order.
+                drop(set.remove(i));
                 return Poll::Ready(Some(out));
             }
             i = i.saturating_add(1);
@@ -276,6 +277,9 @@ impl OutboxDispatcher {
     /// Claims up to `limit` due messages and tries each once, up to
     /// [`concurrency`](Self::concurrency) at a time, each bounded by the
     /// [delivery timeout](Self::delivery_timeout).
+    ///
+    /// Mails are handed over in claim order, except that a slow delivery lets later ones
+    /// overtake it.
     ///
     /// On a store error no further message of the batch is started; those already in flight
     /// finish, and the first error is returned. Messages left claimed become due again when
