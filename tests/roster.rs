@@ -120,3 +120,224 @@ async fn imports_into_the_sqlite_directory_idempotently() {
         ["Banco del Pacífico S.A.", "Municipio de Quito"]
     );
 }
+
+/// A valid cédula from a counter (province 01–24, third digit 0–5, correct check digit).
+fn cedula(n: u64) -> String {
+    let text = format!(
+        "{:02}{}{:06}",
+        1 + n % 24,
+        (n / 24) % 6,
+        (n / 144) % 1_000_000
+    );
+    let mut nine = [0u8; 9];
+    for (d, c) in nine.iter_mut().zip(text.bytes()) {
+        *d = c - b'0';
+    }
+    format!("{text}{}", afiliado::identity::check_digit(&nine))
+}
+
+/// Header, one good row (line 2), a row with an unbalanced quote (line 3), then good rows on
+/// lines 4..=23.
+fn roster_with_a_stray_quote() -> (String, Vec<String>) {
+    let mut csv = String::from("member_id,names,birth_date,affiliate_number\n");
+    let mut good = vec![cedula(1_000)];
+    csv.push_str(&format!("{},ANA QUISPE,1988-03-14,A-1\n", good[0]));
+    csv.push_str("0926687856,\"JORGE ANDRÉS MACÍAS VERA,1979-11-02,A-2\n");
+    for n in 0..20 {
+        let id = cedula(n);
+        csv.push_str(&format!("{id},MARÍA ÑÁÑEZ {n},1995-07-30,\n"));
+        good.push(id);
+    }
+    (csv, good)
+}
+
+async fn assert_stray_quote_spoils_only_its_line(dir: &dyn MemberDirectory) {
+    let (csv, good) = roster_with_a_stray_quote();
+    let report = import(csv.as_bytes(), dir, 7).await.unwrap();
+    assert_eq!(report.rejected_total, 1, "{:?}", report.rejected);
+    assert_eq!(report.rejected[0].line, 3);
+    assert!(
+        report.rejected[0].reason.contains("quote"),
+        "{}",
+        report.rejected[0].reason
+    );
+    assert_eq!(
+        report.imported, 21,
+        "no good row after the bad quote is lost"
+    );
+    for g in &good {
+        assert!(dir.find(&id(g)).await.unwrap().is_some(), "{g} missing");
+    }
+    assert!(dir.find(&id("0926687856")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_stray_quote_spoils_only_its_own_line() {
+    assert_stray_quote_spoils_only_its_line(&MemoryDirectory::new()).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_stray_quote_spoils_only_its_own_line_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+    let store = afiliado::sqlite::SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_stray_quote_spoils_only_its_line(&store).await;
+}
+
+/// Every malformed shape of a quoted field is reported on its own line, and the rows around
+/// it are imported.
+#[tokio::test]
+async fn malformed_quoting_and_multi_line_records_are_rejected_per_line() {
+    let csv = format!(
+        "member_id,names,birth_date\n\
+         {a},\"ANA \"\"LA FLACA\"\" QUISPE\",1988-03-14\n\
+         {b},\"JORGE\"X,1979-11-02\n\
+         {c},MA\"RIA,1995-07-30\n\
+         {d},\"SPLIT\n\
+         NAME\",1990-01-01\n\
+         {e},\"LUIS, PEDRO\",1970-05-05\r\n\
+         \n\
+         {f},TERESA,1960-06-06",
+        a = cedula(1),
+        b = cedula(2),
+        c = cedula(3),
+        d = cedula(4),
+        e = cedula(5),
+        f = cedula(6),
+    );
+    let dir = MemoryDirectory::new();
+    let report = import(csv.as_bytes(), &dir, 10).await.unwrap();
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [3, 4, 5, 6], "{:?}", report.rejected);
+    assert_eq!(report.imported, 3);
+    let ana = dir.find(&id(&cedula(1))).await.unwrap().unwrap();
+    assert_eq!(ana.names, "ANA \"LA FLACA\" QUISPE");
+    let luis = dir.find(&id(&cedula(5))).await.unwrap().unwrap();
+    assert_eq!(luis.names, "LUIS, PEDRO");
+    assert!(dir.find(&id(&cedula(6))).await.unwrap().is_some());
+}
+
+/// Rejection reasons name the field and the rule, never the offending value (no names, IDs,
+/// dates or years from the file).
+#[tokio::test]
+async fn rejection_reasons_never_echo_the_row() {
+    let rows = [
+        "0926687857,CARLOS ZAMBRANO,1990-01-01,,", // check digit
+        "2510034065,ROSA ALVARADO,1990-01-01,,",   // province
+        "1790034065,PEDRO CEVALLOS,1990-01-01,,",  // third digit
+        "17100340,LUISA PAREDES,1990-01-01,,",     // length
+        "EXTRANJERO20240000001,ELENA GUAMÁN,1990-01-01,,", // foreigner code length
+        "X!Z9,FERNANDO ORTIZ,1990-01-01,,",        // foreigner code
+        "1710034065,,1990-01-01,,",                // names
+        "1710034065,ANA QUISPE,31/12/1977,,",      // birth date
+        "1710034065,ANA QUISPE,1988-03-14,,2003|19x7", // year
+        "1710034065,\"ANA QUISPE,1988-03-14,,",    // quote
+        "1710034065,ANA \u{feff}\"QUISPE\",1988-03-14,,", // quote in field
+    ];
+    let csv = format!(
+        "member_id,names,birth_date,affiliate_number,contribution_years\n{}\n",
+        rows.join("\n")
+    );
+    let dir = MemoryDirectory::new();
+    let report = import(csv.as_bytes(), &dir, 10).await.unwrap();
+    assert_eq!(report.rejected.len(), rows.len(), "{:?}", report.rejected);
+    for (row, rejected) in rows.iter().zip(&report.rejected) {
+        let reason = &rejected.reason;
+        let pieces = row
+            .split([',', '|', '"', ' ', '\u{feff}'])
+            .filter(|p| p.len() >= 2);
+        for piece in pieces {
+            assert!(
+                !reason.contains(piece),
+                "line {}: reason {reason:?} echoes {piece:?}",
+                rejected.line
+            );
+        }
+        if reason.starts_with("member_id") {
+            assert!(
+                !reason.chars().any(|c| c.is_ascii_digit()),
+                "line {}: reason {reason:?} echoes digits of the ID",
+                rejected.line
+            );
+        }
+    }
+}
+
+/// Every size the file sets is bounded: an over-long line (even one with no line break for
+/// megabytes), an over-long field and too many fields are rejected on their own line, and the
+/// rows after them are imported.
+#[tokio::test]
+async fn oversized_lines_fields_and_field_counts_are_rejected_with_a_reason() {
+    use afiliado::roster::{MAX_FIELD_BYTES, MAX_FIELDS, MAX_LINE_BYTES};
+    let long_line = format!("{},{},1990-01-01", cedula(1), "A".repeat(MAX_LINE_BYTES));
+    let long_field = format!(
+        "{},{},1990-01-01",
+        cedula(2),
+        "B".repeat(MAX_FIELD_BYTES + 1)
+    );
+    let max_field = format!("{},{},1990-01-01", cedula(3), "C".repeat(MAX_FIELD_BYTES));
+    let many_fields = format!("{},MANY,1990-01-01{}", cedula(4), ",".repeat(MAX_FIELDS));
+    let max_fields = format!(
+        "{},ENOUGH,1990-01-01{}",
+        cedula(5),
+        ",".repeat(MAX_FIELDS - 3)
+    );
+    let csv = format!(
+        "member_id,names,birth_date\n{long_line}\n{long_field}\n{max_field}\n{many_fields}\n{max_fields}\n{},OK,1990-01-01\n{}",
+        cedula(6),
+        "D".repeat(3 * MAX_LINE_BYTES + 17), // a final line with no line break at all
+    );
+    let dir = MemoryDirectory::new();
+    let report = import(csv.as_bytes(), &dir, 10).await.unwrap();
+    let got: Vec<(u64, &str)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0].0, 2);
+    assert!(got[0].1.contains("longer than"), "{got:?}");
+    assert_eq!(got[1].0, 3);
+    assert!(got[1].1.starts_with("column 2: longer than"), "{got:?}");
+    assert_eq!(got[2].0, 5);
+    assert!(got[2].1.contains("fields"), "{got:?}");
+    assert_eq!(got[3].0, 8);
+    assert_eq!(report.imported, 3);
+    for n in [3, 5, 6] {
+        assert!(dir.find(&id(&cedula(n))).await.unwrap().is_some(), "{n}");
+    }
+    // The header obeys the same limits, and a bad header stops the import.
+    let header = format!(
+        "member_id,names,birth_date,{}\n",
+        "x".repeat(MAX_LINE_BYTES)
+    );
+    let err = import(header.as_bytes(), &dir, 10).await.unwrap_err();
+    assert!(
+        matches!(err, RosterError::Unreadable { line: 1, .. }),
+        "{err}"
+    );
+    let header = "member_id,\"names,birth_date\n1710034065,ANA,1988-03-14\n";
+    let err = import(header.as_bytes(), &dir, 10).await.unwrap_err();
+    assert!(
+        matches!(err, RosterError::Unreadable { line: 1, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_byte_order_mark_and_crlf_line_ends_are_accepted() {
+    let csv = format!(
+        "\u{feff}member_id,names,birth_date\r\n{},ANA,1988-03-14\r\n\r\n{},LUIS,1970-01-01\r\n",
+        cedula(1),
+        cedula(2)
+    );
+    let dir = MemoryDirectory::new();
+    let report = import(csv.as_bytes(), &dir, 10).await.unwrap();
+    assert_eq!((report.imported, report.rejected_total), (2, 0));
+    assert_eq!(
+        dir.find(&id(&cedula(2))).await.unwrap().unwrap().names,
+        "LUIS"
+    );
+}
