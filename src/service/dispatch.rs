@@ -349,7 +349,13 @@ impl OutboxDispatcher {
         ) {
             Ok(m) => m,
             Err(e) => {
-                self.store.dead_letter(msg.id, now, &e.to_string()).await?;
+                self.store
+                    .dead_letter(
+                        msg.id,
+                        now,
+                        &crate::identity::redact_personal_data(&e.to_string()),
+                    )
+                    .await?;
                 return Ok(Outcome::DeadLettered);
             }
         };
@@ -364,7 +370,9 @@ impl OutboxDispatcher {
                 Ok(Outcome::Sent)
             }
             Err(MailError::Transient(reason)) if msg.attempts >= self.max_attempts => {
-                self.store.dead_letter(msg.id, now, &reason).await?;
+                self.store
+                    .dead_letter(msg.id, now, &crate::identity::redact_personal_data(&reason))
+                    .await?;
                 Ok(Outcome::DeadLettered)
             }
             Err(MailError::Transient(_)) => {
@@ -373,7 +381,13 @@ impl OutboxDispatcher {
                 Ok(Outcome::Retried)
             }
             Err(e) => {
-                self.store.dead_letter(msg.id, now, &e.to_string()).await?;
+                self.store
+                    .dead_letter(
+                        msg.id,
+                        now,
+                        &crate::identity::redact_personal_data(&e.to_string()),
+                    )
+                    .await?;
                 Ok(Outcome::DeadLettered)
             }
         }
