@@ -75,6 +75,21 @@ pub enum CryptoError {
         /// Largest accepted work factor.
         max: u64,
     },
+    /// A stored password hash asks for more work than the configured
+    /// [`HashCostBounds`] allow. Refused before any memory is allocated or any
+    /// iteration is run; names the algorithm and the parameter, never the hash.
+    #[error("stored {algorithm} hash refused: {parameter} = {found} is above the bound {max}")]
+    CostAboveBound {
+        /// The algorithm, as returned by [`PasswordHash::algorithm`].
+        algorithm: &'static str,
+        /// The parameter over its bound: `"m_cost_kib"`, `"t_cost"`, `"p_cost"`,
+        /// `"cost"` (bcrypt) or `"iterations"` (PBKDF2).
+        parameter: &'static str,
+        /// The value stored in the hash.
+        found: u64,
+        /// The bound in force.
+        max: u64,
+    },
     /// The Argon2 computation itself failed. The message comes from the hashing
     /// library and describes a violated constraint, never the input.
     #[error("password hashing failed: {0}")]
@@ -141,6 +156,13 @@ pub enum TokenError {
 /// stronger. Deserialisation validates the values with [`HashParams::validate`] and
 /// rejects unknown fields.
 ///
+/// Besides the `argon2` crate's own limits, the parameters are capped at
+/// [`MAX_M_COST_KIB`](HashParams::MAX_M_COST_KIB) (1 GiB),
+/// [`MAX_T_COST`](HashParams::MAX_T_COST) (100 passes) and
+/// [`MAX_P_COST`](HashParams::MAX_P_COST) (64 lanes), so that no configuration can
+/// make one hash allocate more than 1 GiB (Argon2 allocates `m_cost_kib` KiB and
+/// aborts the process when the allocation fails).
+///
 /// ```
 /// use afiliado::crypto::HashParams;
 ///
@@ -148,6 +170,11 @@ pub enum TokenError {
 ///     serde_json::from_str(r#"{"m_cost_kib":19456,"t_cost":2,"p_cost":1}"#).unwrap();
 /// assert_eq!(params, HashParams::OWASP);
 /// assert!(HashParams { m_cost_kib: 4, t_cost: 1, p_cost: 1 }.validate().is_err());
+/// // 4 GiB, or four billion passes, are refused (also when deserialising).
+/// assert!(HashParams { m_cost_kib: u32::MAX, t_cost: 2, p_cost: 1 }.validate().is_err());
+/// assert!(serde_json::from_str::<HashParams>(
+///     r#"{"m_cost_kib":19456,"t_cost":4000000000,"p_cost":1}"#
+/// ).is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "HashParamsRepr")]
@@ -183,6 +210,13 @@ impl TryFrom<HashParamsRepr> for HashParams {
 }
 
 impl HashParams {
+    /// Largest accepted memory cost: 1 GiB (1 048 576 KiB).
+    pub const MAX_M_COST_KIB: u32 = 1_048_576;
+    /// Largest accepted number of passes.
+    pub const MAX_T_COST: u32 = 100;
+    /// Largest accepted degree of parallelism.
+    pub const MAX_P_COST: u32 = 64;
+
     /// The OWASP Password Storage Cheat Sheet minimum for Argon2id:
     /// 19 MiB (19456 KiB), 2 iterations, parallelism 1.
     pub const OWASP: HashParams = HashParams {
@@ -205,7 +239,9 @@ impl HashParams {
         }
     }
 
-    /// Checks the parameters against the limits of `argon2::Params::new`.
+    /// Checks the parameters against the limits of `argon2::Params::new` and the
+    /// ceilings [`MAX_M_COST_KIB`](Self::MAX_M_COST_KIB),
+    /// [`MAX_T_COST`](Self::MAX_T_COST) and [`MAX_P_COST`](Self::MAX_P_COST).
     ///
     /// # Errors
     ///
@@ -216,11 +252,17 @@ impl HashParams {
 
     fn to_argon2(self) -> Result<argon2::Params, CryptoError> {
         // Checked first: `argon2::Params::new` computes `p_cost * 8`, which
-        // overflows for huge `p_cost`.
-        if self.p_cost > argon2::Params::MAX_P_COST {
+        // overflows for huge `p_cost`, and accepts any `m_cost` up to 4 TiB.
+        if self.m_cost_kib > Self::MAX_M_COST_KIB {
             return Err(CryptoError::InvalidParams(
-                "p_cost must be at most 16777215",
+                "m_cost_kib must be at most 1048576 (1 GiB)",
             ));
+        }
+        if self.t_cost > Self::MAX_T_COST {
+            return Err(CryptoError::InvalidParams("t_cost must be at most 100"));
+        }
+        if self.p_cost > Self::MAX_P_COST {
+            return Err(CryptoError::InvalidParams("p_cost must be at most 64"));
         }
         argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, None).map_err(|e| {
             CryptoError::InvalidParams(match e {
@@ -230,7 +272,7 @@ impl HashParams {
                 argon2::Error::MemoryTooMuch => "m_cost_kib is too large",
                 argon2::Error::TimeTooSmall => "t_cost must be at least 1",
                 argon2::Error::ThreadsTooFew => "p_cost must be at least 1",
-                argon2::Error::ThreadsTooMany => "p_cost must be at most 16777215",
+                argon2::Error::ThreadsTooMany => "p_cost must be at most 64",
                 _ => "rejected by argon2",
             })
         })
@@ -241,6 +283,201 @@ impl Default for HashParams {
     /// [`HashParams::OWASP`].
     fn default() -> Self {
         HashParams::OWASP
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bounds on stored hashes
+// ---------------------------------------------------------------------------
+
+/// The most work a *stored* hash may ask for when it is verified.
+///
+/// Verification uses the parameters written in the hash, so whoever can edit a stored
+/// hash (a tampered row, a bad import) chooses the cost of the next login for that
+/// account: `m=4294967295` would make Argon2 try to allocate 4 TiB and abort the process,
+/// a PBKDF2 count of ten million burns a minute of CPU. [`HashCostBounds::check`] (and
+/// [`verify_password_bounded`]) refuse such a hash with
+/// [`CryptoError::CostAboveBound`] before any memory is allocated or any iteration run.
+///
+/// [`HashCostBounds::for_params`] derives the default from the parameters new hashes are
+/// made with: four times their Argon2 `m`, `t` and `p` (capped at the [`HashParams`]
+/// ceilings), bcrypt cost [`DEFAULT_BCRYPT_COST`](Self::DEFAULT_BCRYPT_COST) and
+/// [`DEFAULT_PBKDF2_ITERATIONS`](Self::DEFAULT_PBKDF2_ITERATIONS) PBKDF2 iterations.
+/// Salted SHA-256 has no work factor and is never refused here.
+///
+/// ```
+/// use afiliado::crypto::{CryptoError, HashCostBounds, HashParams, PasswordHash};
+///
+/// let bounds = HashCostBounds::for_params(&HashParams::OWASP);
+/// assert_eq!(bounds.argon2_m_cost_kib, 4 * 19_456);
+/// let tampered = PasswordHash::parse(
+///     "$argon2id$v=19$m=4294967295,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE",
+/// )?;
+/// assert_eq!(
+///     bounds.check(&tampered),
+///     Err(CryptoError::CostAboveBound {
+///         algorithm: "argon2id",
+///         parameter: "m_cost_kib",
+///         found: 4_294_967_295,
+///         max: 77_824,
+///     })
+/// );
+/// # Ok::<(), CryptoError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HashCostBounds {
+    /// Largest Argon2 memory cost accepted in a stored hash, in KiB.
+    pub argon2_m_cost_kib: u32,
+    /// Largest Argon2 number of passes accepted in a stored hash.
+    pub argon2_t_cost: u32,
+    /// Largest Argon2 degree of parallelism accepted in a stored hash.
+    pub argon2_p_cost: u32,
+    /// Largest bcrypt cost accepted (at most 20, the largest that parses at all).
+    pub bcrypt_cost: u32,
+    /// Largest PBKDF2 iteration count accepted (at most 10 000 000, the largest that
+    /// parses at all).
+    pub pbkdf2_iterations: u32,
+}
+
+impl HashCostBounds {
+    /// How many times the configured Argon2 `m`, `t` and `p` a stored hash may ask for.
+    pub const ARGON2_FACTOR: u32 = 4;
+    /// Default bcrypt bound: cost 14 (2¹⁴ key expansions, about a second of CPU), four
+    /// times the work of the common cost 12.
+    pub const DEFAULT_BCRYPT_COST: u32 = 14;
+    /// Default PBKDF2 bound: 2 000 000 iterations, twice Django 5.2's default.
+    pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 2_000_000;
+
+    /// The default bounds for a service whose new hashes use `params`.
+    #[must_use]
+    pub fn for_params(params: &HashParams) -> Self {
+        let times = |v: u32, max: u32| v.saturating_mul(Self::ARGON2_FACTOR).min(max);
+        Self {
+            argon2_m_cost_kib: times(params.m_cost_kib, HashParams::MAX_M_COST_KIB),
+            argon2_t_cost: times(params.t_cost, HashParams::MAX_T_COST),
+            argon2_p_cost: times(params.p_cost, HashParams::MAX_P_COST),
+            bcrypt_cost: Self::DEFAULT_BCRYPT_COST,
+            pbkdf2_iterations: Self::DEFAULT_PBKDF2_ITERATIONS,
+        }
+    }
+
+    /// Checks the bounds themselves: Argon2 bounds at most the [`HashParams`] ceilings,
+    /// bcrypt cost in `4..=20`, PBKDF2 iterations in `1..=10_000_000`, and every bound at
+    /// least 1.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::InvalidParams`] naming the field.
+    pub fn validate(&self) -> Result<(), CryptoError> {
+        let rules: [(u32, u32, u32, &'static str); 5] = [
+            (
+                self.argon2_m_cost_kib,
+                argon2::Params::MIN_M_COST,
+                HashParams::MAX_M_COST_KIB,
+                "argon2_m_cost_kib must be between 8 and 1048576",
+            ),
+            (
+                self.argon2_t_cost,
+                1,
+                HashParams::MAX_T_COST,
+                "argon2_t_cost must be between 1 and 100",
+            ),
+            (
+                self.argon2_p_cost,
+                1,
+                HashParams::MAX_P_COST,
+                "argon2_p_cost must be between 1 and 64",
+            ),
+            (
+                self.bcrypt_cost,
+                BCRYPT_MIN_COST,
+                BCRYPT_MAX_COST,
+                "bcrypt_cost must be between 4 and 20",
+            ),
+            (
+                self.pbkdf2_iterations,
+                1,
+                PBKDF2_MAX_ITERATIONS,
+                "pbkdf2_iterations must be between 1 and 10000000",
+            ),
+        ];
+        for (value, min, max, message) in rules {
+            if !(min..=max).contains(&value) {
+                return Err(CryptoError::InvalidParams(message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether new hashes made with `params` would pass these bounds.
+    #[must_use]
+    pub fn admits(&self, params: &HashParams) -> bool {
+        params.m_cost_kib <= self.argon2_m_cost_kib
+            && params.t_cost <= self.argon2_t_cost
+            && params.p_cost <= self.argon2_p_cost
+    }
+
+    /// Refuses `hash` if it asks for more work than these bounds. Reads only the
+    /// parameters: nothing is allocated and nothing is computed.
+    ///
+    /// Hashes this crate cannot verify at all (other PHC algorithms, malformed strings)
+    /// pass: [`verify_password`] refuses them without doing any work.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::CostAboveBound`] naming the algorithm and the parameter.
+    pub fn check(&self, hash: &PasswordHash) -> Result<(), CryptoError> {
+        let above = |algorithm: &'static str, parameter: &'static str, found: u32, max: u32| {
+            if found > max {
+                Err(CryptoError::CostAboveBound {
+                    algorithm,
+                    parameter,
+                    found: u64::from(found),
+                    max: u64::from(max),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        match Legacy::parse(hash.as_str()) {
+            Some(Ok(Legacy::Bcrypt { cost, .. })) => {
+                return above("bcrypt", "cost", cost, self.bcrypt_cost);
+            }
+            Some(Ok(Legacy::Pbkdf2Sha256 { iterations, .. })) => {
+                return above(
+                    "pbkdf2_sha256",
+                    "iterations",
+                    iterations,
+                    self.pbkdf2_iterations,
+                );
+            }
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        let Ok(parsed) = PhcHash::new(hash.as_str()) else {
+            return Ok(());
+        };
+        let Ok(setup) = Argon2Setup::from_phc(&parsed) else {
+            return Ok(());
+        };
+        let algorithm = match setup.algorithm {
+            Algorithm::Argon2d => "argon2d",
+            Algorithm::Argon2i => "argon2i",
+            Algorithm::Argon2id => "argon2id",
+        };
+        let p = &setup.params;
+        above(algorithm, "m_cost_kib", p.m_cost(), self.argon2_m_cost_kib)?;
+        above(algorithm, "t_cost", p.t_cost(), self.argon2_t_cost)?;
+        above(algorithm, "p_cost", p.p_cost(), self.argon2_p_cost)
+    }
+}
+
+impl Default for HashCostBounds {
+    /// [`HashCostBounds::for_params`]`(&HashParams::OWASP)`.
+    fn default() -> Self {
+        Self::for_params(&HashParams::OWASP)
     }
 }
 
@@ -812,6 +1049,37 @@ pub fn verify_password(password: &[u8], hash: &PasswordHash) -> Result<bool, Cry
         Err(phc::Error::Algorithm | phc::Error::Version) => Err(CryptoError::UnsupportedAlgorithm),
         Err(_) => Err(CryptoError::MalformedHash),
     }
+}
+
+/// [`verify_password`] after [`HashCostBounds::check`]: a stored hash that asks for more
+/// work than `bounds` is refused before anything is allocated or computed.
+///
+/// ```
+/// use afiliado::crypto::{hash_password, verify_password_bounded, HashCostBounds, HashParams};
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+/// let params = HashParams { m_cost_kib: 16, t_cost: 1, p_cost: 1 };
+/// let hash = hash_password(b"correct horse", &params, &mut rng)?;
+/// let bounds = HashCostBounds::for_params(&params);
+/// assert!(verify_password_bounded(b"correct horse", &hash, &bounds)?);
+/// // Bounds below this hash's parameters refuse it.
+/// let mut strict = bounds;
+/// strict.argon2_m_cost_kib = 8;
+/// assert!(verify_password_bounded(b"correct horse", &hash, &strict).is_err());
+/// # Ok::<(), afiliado::crypto::CryptoError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`CryptoError::CostAboveBound`], or any error of [`verify_password`].
+pub fn verify_password_bounded(
+    password: &[u8],
+    hash: &PasswordHash,
+    bounds: &HashCostBounds,
+) -> Result<bool, CryptoError> {
+    bounds.check(hash)?;
+    verify_password(password, hash)
 }
 
 /// Whether `hash` should be replaced by a fresh [`hash_password`] with `params`

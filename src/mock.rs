@@ -162,6 +162,7 @@ mock! {
         fn verify(&self, password: &[u8], hash: &PasswordHash) -> Result<bool, CryptoError>;
         fn verify_dummy(&self, password: &[u8]) -> bool;
         fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+        fn params(&self) -> crate::crypto::HashParams;
     }
 }
 

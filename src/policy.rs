@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::HashParams;
+use crate::crypto::{HashCostBounds, HashParams};
 use crate::identity::MemberIdKind;
 use crate::password::PasswordPolicy;
 
@@ -58,6 +58,11 @@ pub struct Policy {
     pub recovery: RecoveryPolicy,
     /// Argon2id parameters for passwords and knowledge answers.
     pub hashing: HashParams,
+    /// The most work a stored hash may ask for when a login verifies it; a hash above it
+    /// is refused (the login fails, an audit event says why). `None`: the default derived
+    /// from `hashing` ([`HashCostBounds::for_params`]), see [`Policy::hash_cost_bounds`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_hash_bounds: Option<HashCostBounds>,
     /// Notice (mail) limits.
     pub notices: NoticePolicy,
     /// How long data is kept.
@@ -410,6 +415,7 @@ impl Policy {
                 human_check: false,
             },
             hashing: HashParams::OWASP,
+            stored_hash_bounds: None,
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
@@ -485,6 +491,7 @@ impl Policy {
                 human_check: true,
             },
             hashing: HashParams::OWASP,
+            stored_hash_bounds: None,
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
@@ -548,6 +555,7 @@ impl Policy {
                 human_check: true,
             },
             hashing: HashParams::OWASP,
+            stored_hash_bounds: None,
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
@@ -607,7 +615,50 @@ impl Policy {
             .copied()
     }
 
+    /// The bounds on stored hashes in force: `stored_hash_bounds`, or by default four times
+    /// the `hashing` parameters and the legacy defaults of [`HashCostBounds::for_params`].
+    ///
+    /// ```
+    /// use afiliado::Policy;
+    ///
+    /// let policy = Policy::recommended();
+    /// assert_eq!(policy.hash_cost_bounds().argon2_m_cost_kib, 4 * policy.hashing.m_cost_kib);
+    /// ```
+    pub fn hash_cost_bounds(&self) -> HashCostBounds {
+        self.stored_hash_bounds
+            .unwrap_or_else(|| HashCostBounds::for_params(&self.hashing))
+    }
+
     /// Checks that the values are in range and consistent. Called by the loaders.
+    ///
+    /// Besides consistency, every value has a ceiling, so no policy file can make the
+    /// service abort or spend unbounded work:
+    ///
+    /// | values | ceiling |
+    /// |---|---|
+    /// | `activation.ttl`, `unlock.link_ttl`, `recovery.reset_ttl` | 365 days |
+    /// | `lockout.window`, `lockout.first_duration`, each of `lockout.progressive`, `registration.resend_cooldown` | 365 days |
+    /// | `retention.audit` | 50 years |
+    /// | `hashing` | 1 GiB (`m_cost_kib` ≤ 1 048 576), `t_cost` ≤ 100, `p_cost` ≤ 64 ([`HashParams::validate`]) |
+    /// | `stored_hash_bounds` | [`HashCostBounds::validate`], and not below `hashing` |
+    /// | `lockout.threshold`, `lockout.manual_after`, `recovery.attempt_budget` | 1000 |
+    /// | `lockout.progressive` | 32 entries |
+    /// | `registration.max_per_day`, `notices.max_per_day` | 1 000 000 |
+    /// | `activation.code_attempts` | 10 |
+    /// | `registration.security_questions` | 10 |
+    ///
+    /// ```
+    /// use afiliado::Policy;
+    /// use afiliado::policy::PolicyError;
+    /// use std::time::Duration;
+    ///
+    /// let mut policy = Policy::iess();
+    /// policy.unlock.link_ttl = Some(Duration::MAX);
+    /// assert!(matches!(
+    ///     policy.validate(),
+    ///     Err(PolicyError::Invalid { field: "unlock.link_ttl", .. })
+    /// ));
+    /// ```
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.identifiers.is_empty() {
             return Err(invalid("identifiers", "at least one identifier kind"));
@@ -736,6 +787,108 @@ impl Policy {
                 "staff.email_change_ttl",
                 "between 1 second and 7 days",
             ));
+        }
+        // ---- ceilings (hash costs, durations, counts): begin ----
+        self.validate_ceilings()?;
+        // ---- ceilings: end ----
+        Ok(())
+    }
+
+    /// The upper limits of [`validate`](Self::validate): no value may make the service
+    /// abort (an Argon2 allocation that fails) or run away (a lock for 584 billion years,
+    /// a daily cap of four billion mails).
+    fn validate_ceilings(&self) -> Result<(), PolicyError> {
+        const DAY: u64 = 24 * 3600;
+        const YEAR: Duration = Duration::from_secs(365 * DAY);
+        const FIFTY_YEARS: Duration = Duration::from_secs(50 * 365 * DAY);
+        const MAX_COUNT: u32 = 1000;
+        const MAX_PER_DAY: u32 = 1_000_000;
+        const MAX_CODE_ATTEMPTS: u8 = 10;
+        const MAX_SECURITY_QUESTIONS: u8 = 10;
+        const MAX_PROGRESSIVE: usize = 32;
+
+        let at_most = |field: &'static str, d: Duration, max: Duration, what: &str| {
+            if d > max {
+                Err(invalid(field, format!("at most {what}")))
+            } else {
+                Ok(())
+            }
+        };
+        at_most("activation.ttl", self.activation.ttl, YEAR, "365 days")?;
+        if let Some(d) = self.unlock.link_ttl {
+            at_most("unlock.link_ttl", d, YEAR, "365 days")?;
+        }
+        at_most(
+            "recovery.reset_ttl",
+            self.recovery.reset_ttl,
+            YEAR,
+            "365 days",
+        )?;
+        at_most(
+            "registration.resend_cooldown",
+            self.registration.resend_cooldown,
+            YEAR,
+            "365 days",
+        )?;
+        at_most("lockout.window", self.lockout.window, YEAR, "365 days")?;
+        if let Some(d) = self.lockout.first_duration {
+            at_most("lockout.first_duration", d, YEAR, "365 days")?;
+        }
+        if self.lockout.progressive.len() > MAX_PROGRESSIVE {
+            return Err(invalid("lockout.progressive", "at most 32 durations"));
+        }
+        for d in &self.lockout.progressive {
+            at_most("lockout.progressive", *d, YEAR, "365 days each")?;
+        }
+        at_most(
+            "retention.audit",
+            self.retention.audit,
+            FIFTY_YEARS,
+            "50 years",
+        )?;
+
+        if self.lockout.manual_after.is_some_and(|n| n > MAX_COUNT) {
+            return Err(invalid("lockout.manual_after", "at most 1000"));
+        }
+        if self.recovery.attempt_budget.is_some_and(|n| n > MAX_COUNT) {
+            return Err(invalid("recovery.attempt_budget", "at most 1000"));
+        }
+        if self.registration.max_per_day > MAX_PER_DAY {
+            return Err(invalid("registration.max_per_day", "at most 1000000"));
+        }
+        if self.registration.max_failed_proofs_per_day > MAX_COUNT {
+            return Err(invalid(
+                "registration.max_failed_proofs_per_day",
+                "at most 1000",
+            ));
+        }
+        if self.notices.max_per_day > MAX_PER_DAY {
+            return Err(invalid("notices.max_per_day", "at most 1000000"));
+        }
+        if self.activation.code_attempts > MAX_CODE_ATTEMPTS {
+            return Err(invalid(
+                "activation.code_attempts",
+                "at most 10: every attempt is a guess at the code",
+            ));
+        }
+        if self.registration.security_questions > MAX_SECURITY_QUESTIONS {
+            return Err(invalid(
+                "registration.security_questions",
+                "at most 10: every answer costs one Argon2 hash",
+            ));
+        }
+
+        if let Some(bounds) = &self.stored_hash_bounds {
+            bounds.validate().map_err(|e| PolicyError::Invalid {
+                field: "stored_hash_bounds",
+                reason: e.to_string(),
+            })?;
+            if !bounds.admits(&self.hashing) {
+                return Err(invalid(
+                    "stored_hash_bounds",
+                    "below `hashing`: the service's own new hashes would be refused",
+                ));
+            }
         }
         Ok(())
     }

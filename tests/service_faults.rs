@@ -488,6 +488,9 @@ async fn a_conflict_during_login_is_retried_without_verifying_again() {
         ok
     });
     hasher.expect_verify_dummy().never();
+    hasher
+        .expect_params()
+        .return_const(HashParams::danger_insecure_for_tests());
     let a = argon.clone();
     hasher
         .expect_needs_rehash()

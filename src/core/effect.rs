@@ -189,6 +189,15 @@ pub enum AuditKind {
     },
     /// Login refused because the account is locked.
     LoginRefusedLocked,
+    /// The stored password hash asked for more work than the service's
+    /// [`HashCostBounds`](crate::crypto::HashCostBounds) allow and was not verified (the
+    /// login counted as failed). Names the algorithm and parameter, never hash material.
+    StoredHashRefused {
+        /// The hash's algorithm (`"argon2id"`, `"bcrypt"`, `"pbkdf2_sha256"`, …).
+        algorithm: String,
+        /// The parameter above its bound (`"m_cost_kib"`, `"cost"`, `"iterations"`, …).
+        parameter: String,
+    },
     /// The account was locked.
     Locked {
         /// Why.

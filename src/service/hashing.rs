@@ -28,6 +28,11 @@ pub trait PasswordHasher: Send + Sync + fmt::Debug {
     fn verify_dummy(&self, password: &[u8]) -> bool;
     /// Whether a stored hash should be replaced on the next successful login.
     fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+    /// The parameters [`hash`](Self::hash) makes new hashes with (and the dummy hash
+    /// costs). [`ServiceBuilder::build`](crate::service::ServiceBuilder::build) refuses a
+    /// hasher whose parameters differ from the policy's `hashing`: the core accepts only
+    /// new hashes made with the policy's parameters.
+    fn params(&self) -> HashParams;
 }
 
 /// Argon2id with the policy's parameters.
@@ -64,6 +69,10 @@ impl PasswordHasher for Argon2Hasher {
 
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         needs_rehash(hash, &self.params)
+    }
+
+    fn params(&self) -> HashParams {
+        self.params
     }
 }
 
@@ -118,6 +127,9 @@ impl<H: PasswordHasher> PasswordHasher for CountingHasher<H> {
     }
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         self.inner.needs_rehash(hash)
+    }
+    fn params(&self) -> HashParams {
+        self.inner.params()
     }
 }
 

@@ -28,12 +28,13 @@ pub use hashing::{Argon2Hasher, Busy, HashPool, PasswordHasher};
 pub use normalize::normalize_answer;
 
 use crate::core::{
-    AccountRecord, AuditEvent, Command, Contact, Decision, Denied, Effect, EnrolledAnswer, Locale,
-    NewPassword, Outcome, ProofResult, Register, SecurityEnrollment, StaffAction, StartRecovery,
-    decide,
+    AccountRecord, AuditEvent, AuditKind, Command, Contact, Decision, Denied, Effect,
+    EnrolledAnswer, Locale, NewPassword, Outcome, ProofResult, Register, SecurityEnrollment,
+    StaffAction, StartRecovery, decide,
 };
 use crate::crypto::{
-    CryptoError, Digest, DigestKey, NumericCode, PasswordHash, Token, TokenPurpose,
+    CryptoError, Digest, DigestKey, HashCostBounds, HashParams, NumericCode, PasswordHash, Token,
+    TokenPurpose,
 };
 use crate::identity::{Email, Landline, MemberId, MobilePhone};
 use crate::password::Password;
@@ -75,6 +76,15 @@ pub enum ServiceError {
     /// Hashing or sealing failed.
     #[error("crypto: {0}")]
     Crypto(#[from] CryptoError),
+    /// [`ServiceBuilder::build`]: the hasher makes hashes with other parameters than the
+    /// policy's `hashing`, so the core would refuse every new password it hashed.
+    #[error("the hasher's parameters {hasher:?} differ from the policy's `hashing` {policy:?}")]
+    HasherMismatch {
+        /// The policy's `hashing`.
+        policy: HashParams,
+        /// [`PasswordHasher::params`] of the hasher given to the builder.
+        hasher: HashParams,
+    },
     /// A blocking task was lost (runtime shutting down).
     #[error("internal: {0}")]
     Internal(&'static str),
@@ -380,7 +390,9 @@ impl ServiceBuilder {
         self.clock = Some(clock);
         self
     }
-    /// Sets the password hasher (default: argon2id with the policy's parameters).
+    /// Sets the password hasher (default: argon2id with the policy's parameters). Its
+    /// [`params`](PasswordHasher::params) must equal the policy's `hashing`, or
+    /// [`build`](Self::build) fails with [`ServiceError::HasherMismatch`].
     pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
         self.hasher = Some(hasher);
         self
@@ -397,6 +409,38 @@ impl ServiceBuilder {
     }
 
     /// Builds the service.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::InvalidInput`] for an invalid policy or a missing store, directory
+    /// or (when the policy asks for one) human check; [`ServiceError::HasherMismatch`]
+    /// when the hasher's parameters are not the policy's `hashing`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use afiliado::crypto::{DigestKey, HashParams};
+    /// use afiliado::memory::{MemoryDirectory, MemoryStore};
+    /// use afiliado::seal::SealKey;
+    /// use afiliado::service::{AccountService, Argon2Hasher, ServiceError};
+    /// use afiliado::Policy;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(1); // keys: use real randomness
+    /// let policy = Policy::isspol(); // hashing: HashParams::OWASP
+    /// let cheap = Argon2Hasher::new(HashParams::danger_insecure_for_tests())?;
+    /// let built = AccountService::builder(
+    ///     policy,
+    ///     DigestKey::generate(&mut rng),
+    ///     SealKey::generate(&mut rng),
+    /// )
+    /// .store(Arc::new(MemoryStore::new()))
+    /// .directory(Arc::new(MemoryDirectory::new()))
+    /// .hasher(Arc::new(cheap))
+    /// .build();
+    /// assert!(matches!(built, Err(ServiceError::HasherMismatch { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<AccountService, ServiceError> {
         self.policy.validate().map_err(|e| invalid("policy", e))?;
         let store = self.store.ok_or(ServiceError::InvalidInput {
@@ -424,6 +468,13 @@ impl ServiceBuilder {
             Some(h) => h,
             None => Arc::new(Argon2Hasher::new(self.policy.hashing)?),
         };
+        if hasher.params() != self.policy.hashing {
+            return Err(ServiceError::HasherMismatch {
+                policy: self.policy.hashing,
+                hasher: hasher.params(),
+            });
+        }
+        let bounds = self.policy.hash_cost_bounds();
         let clock: Arc<dyn Clock> = match self.clock {
             Some(c) => c,
             None => Arc::new(crate::ports::SystemClock),
@@ -438,6 +489,7 @@ impl ServiceBuilder {
                 human,
                 clock,
                 hasher,
+                bounds,
                 pool: self.pool.unwrap_or_default(),
                 max_retries: self.max_retries,
             }),
@@ -461,8 +513,17 @@ struct Inner {
     human: Option<Arc<dyn HumanCheck>>,
     clock: Arc<dyn Clock>,
     hasher: Arc<dyn PasswordHasher>,
+    /// Stored hashes above these are refused unverified (a dummy verification instead).
+    bounds: HashCostBounds,
     pool: HashPool,
     max_retries: u32,
+}
+
+/// What one verification found.
+struct Verified {
+    matched: bool,
+    /// Why the stored hash was refused unverified (it asked for more than the bounds).
+    refused: Option<CryptoError>,
 }
 
 /// What a decided command produced, with the secrets its mails carry.
@@ -566,6 +627,22 @@ impl AccountService {
         secrets: Option<&LinkSecrets>,
         command_for: impl Fn(&AccountRecord) -> Cow<'c, Command>,
     ) -> Result<Result<Applied, Denied>, ServiceError> {
+        self.apply_audited(first, member, now, secrets, None, command_for)
+            .await
+    }
+
+    /// [`apply_from`](Self::apply_from) that also appends `extra` to the audit events of the
+    /// same commit. When the core refuses the command, the unchanged record is committed
+    /// with `extra` alone, so the event is recorded whatever the account's state.
+    async fn apply_audited<'c>(
+        &self,
+        first: Option<AccountRecord>,
+        member: &MemberId,
+        now: OffsetDateTime,
+        secrets: Option<&LinkSecrets>,
+        extra: Option<&AuditKind>,
+        command_for: impl Fn(&AccountRecord) -> Cow<'c, Command>,
+    ) -> Result<Result<Applied, Denied>, ServiceError> {
         let mut attempt = 0;
         let mut loaded = first;
         loop {
@@ -573,17 +650,38 @@ impl AccountService {
                 Some(r) => r,
                 None => self.load(member).await?,
             };
+            let extra_event = extra.map(|k| AuditEvent::new(now, member.clone(), k.clone()));
             let decision = match decide(&record, &command_for(&record), now, &self.inner.policy) {
                 Ok(d) => d,
-                Err(denied) => return Ok(Err(denied)),
+                Err(denied) => {
+                    let Some(event) = extra_event else {
+                        return Ok(Err(denied));
+                    };
+                    let version = record.version;
+                    match self
+                        .inner
+                        .store
+                        .commit(&record, version, Vec::new(), vec![event])
+                        .await
+                    {
+                        Ok(_) => return Ok(Err(denied)),
+                        Err(StoreError::Conflict { .. }) if attempt < self.inner.max_retries => {
+                            attempt += 1;
+                            continue;
+                        }
+                        Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             };
-            if decision.next == record && decision.effects.is_empty() {
+            if decision.next == record && decision.effects.is_empty() && extra_event.is_none() {
                 // Nothing happened (e.g. an unlock request for an account that is not
                 // locked, or for an ID with no account): write nothing.
                 return Ok(Ok(Applied { decision }));
             }
             let version = record.version;
-            let (outbox, audit) = self.effects(&decision, version, now, secrets);
+            let (outbox, mut audit) = self.effects(&decision, version, now, secrets);
+            audit.extend(extra_event);
             match self
                 .inner
                 .store
@@ -677,14 +775,40 @@ impl AccountService {
 
     /// Exactly one verification: against `hash`, or a dummy one when there is none.
     async fn verify(&self, secret: &str, hash: Option<PasswordHash>) -> Result<bool, ServiceError> {
+        Ok(self.verify_checked(secret, hash).await?.matched)
+    }
+
+    /// [`verify`](Self::verify), also telling whether the stored hash was refused: a hash
+    /// above the [`HashCostBounds`] is never verified (it could allocate terabytes or burn
+    /// minutes); a dummy verification at the policy's cost runs instead, so the answer and
+    /// its timing are those of a wrong password.
+    async fn verify_checked(
+        &self,
+        secret: &str,
+        hash: Option<PasswordHash>,
+    ) -> Result<Verified, ServiceError> {
         let hasher = self.inner.hasher.clone();
+        let bounds = self.inner.bounds;
         let bytes = Zeroizing::new(secret.as_bytes().to_vec());
         Ok(self
             .inner
             .pool
-            .run(move || match hash {
-                Some(h) => hasher.verify(&bytes, &h).unwrap_or(false),
-                None => hasher.verify_dummy(&bytes),
+            .run(move || match hash.map(|h| (bounds.check(&h), h)) {
+                Some((Ok(()), h)) => Verified {
+                    matched: hasher.verify(&bytes, &h).unwrap_or(false),
+                    refused: None,
+                },
+                Some((Err(e), _)) => {
+                    let _ = std::hint::black_box(hasher.verify_dummy(&bytes));
+                    Verified {
+                        matched: false,
+                        refused: Some(e),
+                    }
+                }
+                None => Verified {
+                    matched: hasher.verify_dummy(&bytes),
+                    refused: None,
+                },
             })
             .await?)
     }
@@ -1083,9 +1207,23 @@ impl AccountService {
         };
         let record = self.inner.store.load(&member).await?;
         let stored = record.as_ref().and_then(|r| r.password_hash().cloned());
-        let matched = self
-            .verify(password.expose_secret(), stored.clone())
+        let checked = self
+            .verify_checked(password.expose_secret(), stored.clone())
             .await?;
+        let matched = checked.matched;
+        // A stored hash above the bounds was not verified: the login fails like a wrong
+        // password, and the refusal is audited in the same commit.
+        let refused = match checked.refused {
+            Some(CryptoError::CostAboveBound {
+                algorithm,
+                parameter,
+                ..
+            }) => Some(AuditKind::StoredHashRefused {
+                algorithm: algorithm.to_owned(),
+                parameter: parameter.to_owned(),
+            }),
+            _ => None,
+        };
         let Some(record) = record else {
             return Ok(LoginOutcome::Failed);
         };
@@ -1118,7 +1256,10 @@ impl AccountService {
             password_matched: matched,
             rehash,
         };
-        let applied = match self.apply_login(&record, &stored, now, &cmd).await? {
+        let applied = match self
+            .apply_login(&record, &stored, now, &cmd, refused.as_ref())
+            .await?
+        {
             Ok(a) => a,
             Err(_) => return Ok(LoginOutcome::Failed),
         };
@@ -1141,18 +1282,26 @@ impl AccountService {
         verified_against: &PasswordHash,
         now: OffsetDateTime,
         cmd: &Command,
+        refused: Option<&AuditKind>,
     ) -> Result<Result<Applied, Denied>, ServiceError> {
         let failed = Command::Login {
             password_matched: false,
             rehash: None,
         };
-        self.apply_from(Some(record.clone()), &record.member, now, None, |current| {
-            if current.password_hash() == Some(verified_against) {
-                Cow::Borrowed(cmd)
-            } else {
-                Cow::Owned(failed.clone())
-            }
-        })
+        self.apply_audited(
+            Some(record.clone()),
+            &record.member,
+            now,
+            None,
+            refused,
+            |current| {
+                if current.password_hash() == Some(verified_against) {
+                    Cow::Borrowed(cmd)
+                } else {
+                    Cow::Owned(failed.clone())
+                }
+            },
+        )
         .await
     }
 
@@ -1536,5 +1685,82 @@ where
     match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => t.parse().map(Some).map_err(|e| invalid(field, e)),
+    }
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::core::{AccountState, Profile};
+    use crate::crypto::HashParams;
+    use crate::memory::{MemoryDirectory, MemoryStore};
+
+    /// The core never refuses a login for an account holding a hash today, but if it did,
+    /// the extra audit event (a refused stored hash) must still be committed.
+    #[tokio::test]
+    async fn an_extra_audit_event_is_committed_even_when_the_core_refuses() {
+        let now = datetime!(2026-11-22 19:36 -5);
+        let mut policy = Policy::isspol();
+        policy.hashing = HashParams::danger_insecure_for_tests();
+        let mut rng = StdRng::seed_from_u64(9);
+        let hash = crate::crypto::hash_password(b"x", &policy.hashing, &mut rng).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let member: MemberId = "1710034065".parse().unwrap();
+        let mut record = AccountRecord::new(member.clone());
+        record.state = AccountState::Active {
+            profile: Profile {
+                password: hash,
+                contact: Contact::email_only("ana.quispe@example.ec".parse().unwrap()),
+                enrollment: SecurityEnrollment::default(),
+                activated_at: now,
+                password_changed_at: now,
+                last_login_at: None,
+            },
+            failures: Vec::new(),
+        };
+        store
+            .commit(&record, 0, Vec::new(), Vec::new())
+            .await
+            .unwrap();
+        let service = AccountService::builder(
+            policy,
+            DigestKey::generate(&mut rng),
+            SealKey::generate(&mut rng),
+        )
+        .store(store.clone())
+        .directory(Arc::new(MemoryDirectory::new()))
+        .build()
+        .unwrap();
+        let extra = AuditKind::StoredHashRefused {
+            algorithm: "argon2id".into(),
+            parameter: "m_cost_kib".into(),
+        };
+        // An unlock link on an account that is not locked: refused by the core.
+        let cmd = Command::Unlock {
+            link: Digest::from_bytes([7; 32]),
+        };
+        let loaded = store.load(&member).await.unwrap();
+        let out = service
+            .apply_audited(loaded, &member, now, None, Some(&extra), |_| {
+                Cow::Borrowed(&cmd)
+            })
+            .await
+            .unwrap();
+        assert!(out.is_err(), "the core refuses");
+        let log = store.audit_log(&member).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].kind, extra);
+        let after = store.load(&member).await.unwrap().unwrap();
+        assert_eq!(after.state, record.state, "the record is unchanged");
+        // Without an extra event, a refusal writes nothing.
+        let version = after.version;
+        let out = service.apply(&member, now, &cmd, None).await.unwrap();
+        assert!(out.is_err());
+        assert_eq!(store.load(&member).await.unwrap().unwrap().version, version);
+        assert_eq!(store.audit_log(&member).await.unwrap().len(), 1);
     }
 }
