@@ -1,4 +1,4 @@
-//! DESIGN §7: a pure core transition ≤ 1 µs. Measures `decide` for the hot commands on
+//! Performance budget: a pure core transition ≤ 1 µs. Measures `decide` for the hot commands on
 //! realistic records (the ratio against the 1 µs budget is printed by criterion's estimate).
 //!
 //! ```sh

@@ -1,4 +1,4 @@
-//! Login load bench (DESIGN §7), printing ratios measured in one run:
+//! Login load bench (the performance budget), printing ratios measured in one run:
 //!
 //! * service login throughput on the memory store ÷ raw argon2id verify throughput, both on
 //!   all cores (budget ≥ 0.97);

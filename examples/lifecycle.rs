@@ -121,7 +121,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut rng = rand::rng();
     let key = DigestKey::generate(&mut rng);
     let member: MemberId = "  171003406-5 ".parse()?; // as a member types it
-    println!("== ISSPOL (seeds 000, 001): member {} ==", member.masked());
+    println!(
+        "== ISSPOL (the ISSPOL guide and registration manual): member {} ==",
+        member.masked()
+    );
     let mut host = Host {
         policy: Policy::isspol(),
         key,
@@ -220,7 +223,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     host.login(t1 + Duration::minutes(6), "RioGuayas2027x")?;
 
     println!();
-    println!("== IESS (seed 004): unlock link valid 3 minutes ==");
+    println!("== IESS (the IESS steps article): unlock link valid 3 minutes ==");
     let mut iess = Host {
         policy: Policy::iess(),
         key: DigestKey::generate(&mut rand::rng()),

@@ -119,7 +119,7 @@ fn code_in(text: &str, digits: usize) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
-    println!("══ ISSPOL · SIISSPOL-WEB (seeds 000, 001) ══");
+    println!("══ ISSPOL · SIISSPOL-WEB (the ISSPOL guide and registration manual) ══");
     let mut ana = MemberFacts::new(
         "1710034065".parse()?,
         "ANA LUCÍA QUISPE TOAPANTA",
@@ -213,7 +213,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     println!();
-    println!("══ IESS · Clave de afiliado (seeds 002, 003, 004) ══");
+    println!("══ IESS · Clave de afiliado (the IESS procedure and two third-party articles) ══");
     let mut jorge = MemberFacts::new(
         "0926687856".parse()?,
         "JORGE ANDRÉS MACÍAS VERA",

@@ -1,4 +1,4 @@
-//! The storage conformance suite (DESIGN §6): one shared set of checks that every
+//! The storage conformance suite (the storage contract): one shared set of checks that every
 //! [`AccountStore`] + [`MemberDirectory`] backend runs, instead of a copy per backend.
 //!
 //! A backend implements [`Backend`] — a fresh, empty store per check, and a raw dump of

@@ -724,8 +724,8 @@ impl PasswordPolicy {
 
     /// The IESS portal rules: 8 to 15 ASCII letters and digits.
     ///
-    /// The sources disagree on the bounds: seed 004 says 6–15 characters,
-    /// while the official text (seed 002) says "mínimo 8 caracteres entre
+    /// The sources disagree on the bounds: the IESS steps article says 6–15 characters,
+    /// while the official text (the IESS procedure) says "mínimo 8 caracteres entre
     /// números y letras únicamente". This preset takes the stricter reading
     /// of both: minimum 8, maximum 15. "Entre números y letras únicamente" is
     /// read as a restriction of the alphabet

@@ -5,11 +5,25 @@
 //!
 //! | preset | portal it reproduces |
 //! |---|---|
-//! | [`Policy::isspol()`] | ISSPOL's SIISSPOL-WEB (seeds `000`, `001`) |
-//! | [`Policy::iess()`] | IESS "Clave de afiliado" (seeds `002`, `003`, `004`) |
+//! | [`Policy::isspol()`] | ISSPOL's SIISSPOL-WEB (the ISSPOL guide and registration manual) |
+//! | [`Policy::iess()`] | IESS "Clave de afiliado" (the IESS procedure and two third-party articles) |
 //! | [`Policy::recommended()`] | OWASP ASVS 5.0 / NIST SP 800-63B aligned |
 //!
 //! Durations are written the human way in files (`"15m"`, `"20m"`, `"3m"`, `"1h"`).
+//!
+//! ## Sources
+//!
+//! The presets cite these public documents (in Spanish) by the short names on the left:
+//!
+//! | short name | document |
+//! |---|---|
+//! | the ISSPOL guide | ISSPOL, *Guía básica de uso de la plataforma SIISSPOL-WEB* |
+//! | the ISSPOL registration manual | ISSPOL, *Manual para registrarse en el sistema en línea ISSPOL* |
+//! | the IESS procedure | IESS, official procedure *Clave de afiliado para acceso al portal IESS* (Generar / Recuperar clave) |
+//! | the IESS recommendations article | third-party article *Recomendaciones para solicitar y recuperar clave del IESS* |
+//! | the IESS steps article | third-party article *Pasos para emitir la clave del IESS* |
+//!
+//! Where they disagree, the presets follow the official IESS procedure and say so.
 //!
 //! ```
 //! use afiliado::Policy;
@@ -168,7 +182,7 @@ pub enum Proof {
         /// How many questions must be answered correctly.
         count: u8,
     },
-    /// The security image the member chose at registration (IESS, seed 004).
+    /// The security image the member chose at registration (IESS, the IESS steps article).
     SecurityImage,
     /// The email address registered on the account, typed by the member (ISSPOL recovery).
     RegisteredEmail,
@@ -355,18 +369,18 @@ impl Policy {
     ///
     /// | value | source |
     /// |---|---|
-    /// | identifier: cédula | seed `000` ("usuario (número de cédula)") |
-    /// | registration proof: affiliate number from the credential | seed `001` step 10 |
-    /// | contact: email + mobile | seed `001` steps 8–9 |
-    /// | terms "He leído y acepto las condiciones" | seed `001` step 11 |
-    /// | activation: link + 4-digit code, 25 min | seed `001` steps 13–18 and the note |
-    /// | code attempts: 5 | **assumption**: the seed is silent |
-    /// | password ≥ 8, lower + upper + digit | seed `001` step 4 |
-    /// | lockout: 5 failures | **assumption**: seed `000` gives only the unlock rule |
-    /// | unlock: automatic after 20 min, or a password reset | seed `000` "En caso de bloqueo" |
-    /// | lock state revealed at login | seed `000` (the portal tells the member to wait) |
-    /// | recovery: cédula + registered email | seed `000` "En caso de no recordar la clave" |
-    /// | email change: staff only | seed `000` "no recordar el correo" |
+    /// | identifier: cédula | the ISSPOL guide ("usuario (número de cédula)") |
+    /// | registration proof: affiliate number from the credential | the ISSPOL registration manual step 10 |
+    /// | contact: email + mobile | the ISSPOL registration manual steps 8–9 |
+    /// | terms "He leído y acepto las condiciones" | the ISSPOL registration manual step 11 |
+    /// | activation: link + 4-digit code, 25 min | the ISSPOL registration manual steps 13–18 and the note |
+    /// | code attempts: 5 | **assumption**: the manual is silent |
+    /// | password ≥ 8, lower + upper + digit | the ISSPOL registration manual step 4 |
+    /// | lockout: 5 failures | **assumption**: the ISSPOL guide gives only the unlock rule |
+    /// | unlock: automatic after 20 min, or a password reset | the ISSPOL guide "En caso de bloqueo" |
+    /// | lock state revealed at login | the ISSPOL guide (the portal tells the member to wait) |
+    /// | recovery: cédula + registered email | the ISSPOL guide "En caso de no recordar la clave" |
+    /// | email change: staff only | the ISSPOL guide "no recordar el correo" |
     /// | reset link: 25 min | **assumption**: same as the activation code |
     /// | recovery attempt budget: none | **choice**: the proof is possession of the email, so a budget would only let strangers lock accounts |
     /// | argon2id m=19456 KiB, t=2, p=1 | OWASP password storage cheat sheet |
@@ -426,22 +440,22 @@ impl Policy {
     ///
     /// | value | source |
     /// |---|---|
-    /// | identifiers: cédula or foreigner code | seeds `002` ("Código de identificación para extranjero"), `004` |
-    /// | registration proofs: birth day+month, 3 record questions | seed `004` ("fecha de nacimiento y contesta las tres preguntas"); seed `003` mentions 4 questions |
-    /// | contact: email, mobile, landline | seeds `002` (requisitos), `004` |
-    /// | terms of use | seed `004` ("Acepte los términos de uso") |
-    /// | security image + 2 security questions | seed `004`; two questions because seed `002` step 7 asks 2 back |
-    /// | human check at registration, recovery, unlock | seed `002` step 3 ("No soy un robot") |
-    /// | activation: link only, 15 min | seed `002` step 10 |
-    /// | password ≥ 8, ≤ 15, letters and digits only | seed `002` step 12 (≥ 8); seed `004` says 6–15: the maximum 15 is taken from it, the minimum from the official seed |
-    /// | lockout: 3 failures | seed `004` ("tres intentos fallidos") |
-    /// | no automatic unlock; email link 3 min, or staff | seed `004` ("enlace ... vigente durante 3 minutos", Skype/staff) |
+    /// | identifiers: cédula or foreigner code | the IESS procedure ("Código de identificación para extranjero") and the IESS steps article |
+    /// | registration proofs: birth day+month, 3 record questions | the IESS steps article ("fecha de nacimiento y contesta las tres preguntas"); the IESS recommendations article mentions 4 questions |
+    /// | contact: email, mobile, landline | the IESS procedure (requisitos) and the IESS steps article |
+    /// | terms of use | the IESS steps article ("Acepte los términos de uso") |
+    /// | security image + 2 security questions | the IESS steps article; two questions because the IESS procedure step 7 asks 2 back |
+    /// | human check at registration, recovery, unlock | the IESS procedure step 3 ("No soy un robot") |
+    /// | activation: link only, 15 min | the IESS procedure step 10 |
+    /// | password ≥ 8, ≤ 15, letters and digits only | the IESS procedure step 12 (≥ 8); the IESS steps article says 6–15: the maximum 15 is taken from it, the minimum from the official procedure |
+    /// | lockout: 3 failures | the IESS steps article ("tres intentos fallidos") |
+    /// | no automatic unlock; email link 3 min, or staff | the IESS steps article ("enlace ... vigente durante 3 minutos", Skype/staff) |
     /// | a completed password reset also unlocks | **choice**: the reset proves possession of the registered email, the same proof the unlock link asks; set `unlock.reset_unlocks = false` to keep locks over resets |
-    /// | recovery proofs: birth day+month, 2 record questions, 2 security questions | seed `002` steps 5–7 (official); seed `004` lists birth date, image and 1 of 3 questions |
-    /// | recovery budget: 5 attempts then locked | seed `002` step 8 (official); seed `004` says 3 |
-    /// | email change after the checks | seed `002` step 9 |
-    /// | reset link 15 min | seed `002` step 10 (official); seed `003` says 3 minutes |
-    /// | declaration "Declaración de Información fidedigna" | seed `002` step 11 |
+    /// | recovery proofs: birth day+month, 2 record questions, 2 security questions | the IESS procedure steps 5–7 (official); the IESS steps article lists birth date, image and 1 of 3 questions |
+    /// | recovery budget: 5 attempts then locked | the IESS procedure step 8 (official); the IESS steps article says 3 |
+    /// | email change after the checks | the IESS procedure step 9 |
+    /// | reset link 15 min | the IESS procedure step 10 (official); the IESS recommendations article says 3 minutes |
+    /// | declaration "Declaración de Información fidedigna" | the IESS procedure step 11 |
     pub fn iess() -> Self {
         Self {
             name: "iess".into(),

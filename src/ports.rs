@@ -3,7 +3,7 @@
 //! * [`Clock`] — the only source of `now` ([`SystemClock`] in production, [`ManualClock`] in
 //!   tests). A plain sync trait.
 //! * [`AccountStore`] — account records, the outbox and the audit log, committed together
-//!   (the storage contract of DESIGN §6).
+//!   (the storage contract).
 //! * [`MemberDirectory`] — the institution's member registry.
 //! * [`Mailer`] — delivers one rendered [`Mail`]; called by the outbox dispatcher, never inline
 //!   in a request.
@@ -271,7 +271,7 @@ impl fmt::Debug for OutboxMessage {
 // AccountStore
 // ---------------------------------------------------------------------------------------------
 
-/// Persistence of account records, the outbox and the audit log (DESIGN §6).
+/// Persistence of account records, the outbox and the audit log (the storage contract).
 ///
 /// The contract every backend honours:
 ///

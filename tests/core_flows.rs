@@ -1192,7 +1192,7 @@ fn staff_email_change_notifies_both_addresses_and_kills_the_reset_link() {
         )
         .is_err()
     );
-    // The member recovers with the new address (seed 000).
+    // The member recovers with the new address (the ISSPOL guide).
     let (_, link) = w.token(TokenPurpose::Reset);
     let d = w
         .apply(

@@ -1,4 +1,4 @@
-//! Legacy password hashes imported from the previous portals (ISSPOL seed 000: "the password is
+//! Legacy password hashes imported from the previous portals (ISSPOL the ISSPOL guide: "the password is
 //! the same as in the previous portal"): bcrypt, Django `pbkdf2_sha256` and salted SHA-256 load
 //! as `PasswordHash`, verify through `verify_password`, always need a rehash, never show their
 //! salt or output, refuse malformed strings and absurd work factors, and are replaced by the

@@ -1,4 +1,4 @@
-//! The storage contract (DESIGN §6) on the in-memory adapters, through the shared
+//! The storage contract (the storage contract) on the in-memory adapters, through the shared
 //! conformance suite (`afiliado::conformance`), plus what only the memory adapters have:
 //! the outbox snapshot, the directory builder, the mailer, and the small ports (clock, human
 //! check).

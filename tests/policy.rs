@@ -1,4 +1,4 @@
-//! Policy presets against DESIGN §3, file round trips, and errors that name the field.
+//! Policy presets against the preset table, file round trips, and errors that name the field.
 
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ fn assert_owasp_hashing(p: &Policy) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Presets, field by field (DESIGN §3 table)
+// Presets, field by field (the preset table)
 
 #[test]
 fn isspol_preset_matches_design_table() {
@@ -79,7 +79,7 @@ fn isspol_preset_matches_design_table() {
     for n in [1, 2, 3, 10, 100] {
         assert_eq!(p.lock_duration(n), Some(min(20)), "lockout #{n}");
     }
-    // ISSPOL reveals the lock state at login (DESIGN §5)
+    // ISSPOL reveals the lock state at login (security rules)
     assert!(l.reveal_lock_state);
 
     // unlock: automatic after 20 min, or a password reset (no link)
@@ -133,7 +133,7 @@ fn iess_preset_matches_design_table() {
     assert_eq!(p.activation.ttl, min(15));
     assert_eq!(p.activation.code_digits, None);
 
-    // password: ≥8 (≤15 from seed 004), letters and digits only
+    // password: ≥8 (≤15 from the IESS steps article), letters and digits only
     let pw = &p.password;
     assert_eq!(pw.min_length, 8);
     assert_eq!(pw.max_length, 15);

@@ -1,4 +1,4 @@
-//! The storage contract (DESIGN §6) on PostgreSQL.
+//! The storage contract (the storage contract) on PostgreSQL.
 //!
 //! Needs `DATABASE_URL` (CI always sets it and fails on the "skipped" line below). Every
 //! store lives in a schema of its own (`afiliado_t_<pid>_<n>_<random>`), dropped when the
@@ -246,7 +246,7 @@ macro_rules! backend {
 // Tests
 // ---------------------------------------------------------------------------------------------
 
-/// The crate's shared storage suite (DESIGN §6).
+/// The crate's shared storage suite (the storage contract).
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn conformance_suite() {
     let b = backend!();

@@ -1,4 +1,4 @@
-//! DESIGN §5: passwords, tokens, codes and keys never reach `Debug`, `Display`, serde output
+//! Security rules: passwords, tokens, codes and keys never reach `Debug`, `Display`, serde output
 //! or errors. Distinctive values are planted and every rendering is scanned for them.
 
 use afiliado::core::{

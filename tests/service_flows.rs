@@ -1,10 +1,10 @@
-//! End-to-end flows of the async service, walking the seeds step by step: the service decides
+//! End-to-end flows of the async service, walking the public source documents step by step: the service decides
 //! and commits, the outbox dispatcher renders and sends the mails, and the tests read the
 //! links and codes back out of the mails like a member would.
 //!
-//! * ISSPOL (seeds 000, 001): register → code + link → activate → login → lockout with
+//! * ISSPOL (the ISSPOL guide and registration manual): register → code + link → activate → login → lockout with
 //!   20-minute automatic unlock → recovery by cédula + registered email → staff email change.
-//! * IESS (seeds 002, 003, 004): first-time generation with registry questions, security
+//! * IESS (the IESS procedure and two third-party articles): first-time generation with registry questions, security
 //!   image and questions → 15-minute link → recovery with a 5-attempt budget → staff unlock
 //!   → email change in recovery → declaration → 3-failure lockout → 3-minute unlock link →
 //!   staff-assisted unlock → foreigners enrolled by staff.
@@ -16,8 +16,8 @@ mod flows;
 
 use flows::*;
 
-/// Seed 001 (registration with affiliate number, 4-digit code + link, password rules) and
-/// seed 000 (login by cédula, 20-minute automatic unlock, "olvidó su contraseña").
+/// The ISSPOL registration manual (registration with affiliate number, 4-digit code + link, password rules) and
+/// The ISSPOL guide (login by cédula, 20-minute automatic unlock, "olvidó su contraseña").
 #[tokio::test]
 async fn isspol_register_activate_login_lock_and_recover() {
     let ana = ana();
@@ -113,7 +113,7 @@ async fn isspol_register_activate_login_lock_and_recover() {
         LinkStatus::Invalid
     );
 
-    // Seed 000: user = cédula (typed with a hyphen), password.
+    // The ISSPOL guide: user = cédula (typed with a hyphen), password.
     h.set(T0 + minutes(6));
     assert_eq!(
         h.login("171003406-5", "Quinde7Lago").await,
@@ -194,7 +194,7 @@ async fn isspol_register_activate_login_lock_and_recover() {
     h.assert_no_secret_stored().await;
 }
 
-/// Seed 001 note: the code lasts 25 minutes; afterwards the member registers again.
+/// The ISSPOL registration manual note: the code lasts 25 minutes; afterwards the member registers again.
 #[tokio::test]
 async fn isspol_expired_code_forces_a_new_registration() {
     let ana = ana();
@@ -281,7 +281,7 @@ async fn isspol_expired_code_forces_a_new_registration() {
     h.assert_no_secret_stored().await;
 }
 
-/// Seed 000 "olvidó su contraseña" with a wrong email: the same answer, and no mail at all.
+/// The ISSPOL guide "olvidó su contraseña" with a wrong email: the same answer, and no mail at all.
 #[tokio::test]
 async fn isspol_recovery_with_a_wrong_email_answers_alike_and_sends_nothing() {
     let ana = ana();
@@ -330,7 +330,7 @@ async fn isspol_recovery_with_a_wrong_email_answers_alike_and_sends_nothing() {
     h.assert_no_secret_stored().await;
 }
 
-/// Seed 000 "no recordar el correo": staff changes it; old and new addresses are told; the
+/// The ISSPOL guide "no recordar el correo": staff changes it; old and new addresses are told; the
 /// member then recovers with the new address.
 #[tokio::test]
 async fn isspol_staff_changes_the_email_then_the_member_recovers() {
@@ -402,11 +402,11 @@ async fn isspol_staff_changes_the_email_then_the_member_recovers() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IESS (seeds 002, 003, 004)
+// IESS (the IESS procedure and two third-party articles)
 // ---------------------------------------------------------------------------------------------
 
-/// Seed 004 "emitir la clave": birth date, record questions, contact data, security image
-/// and questions, terms, human check; seed 002 step 10: the link lasts 15 minutes.
+/// The IESS steps article "emitir la clave": birth date, record questions, contact data, security image
+/// and questions, terms, human check; the IESS procedure step 10: the link lasts 15 minutes.
 #[tokio::test]
 async fn iess_first_generation_link_lasts_fifteen_minutes() {
     let luis = luis();
@@ -470,7 +470,7 @@ async fn iess_first_generation_link_lasts_fifteen_minutes() {
     assert_eq!(h.deliver().await.len(), 1);
     let token = h.token(&h.latest(luis.email), "/activar");
     h.advance(minutes(15) - Duration::seconds(1));
-    // Seed 002 step 12: letters and digits only.
+    // The IESS procedure step 12: letters and digits only.
     let symbols = h
         .service
         .activate(&token, None, h.pw("Manglar-2026"), h.pw("Manglar-2026"))
@@ -491,7 +491,7 @@ async fn iess_first_generation_link_lasts_fifteen_minutes() {
     h.assert_no_secret_stored().await;
 }
 
-/// Seed 002 steps 5–12: recovery with birth day/month, 2 record and 2 security questions,
+/// The IESS procedure steps 5–12: recovery with birth day/month, 2 record and 2 security questions,
 /// 5 attempts then blocked; staff unlock; email change after the checks; declaration.
 #[tokio::test]
 async fn iess_recovery_budget_staff_unlock_email_change_and_declaration() {
@@ -542,7 +542,7 @@ async fn iess_recovery_budget_staff_unlock_email_change_and_declaration() {
     );
     assert_eq!(h.deliver().await.len(), 0);
 
-    // Staff-assisted unlock (seed 004).
+    // Staff-assisted unlock (the IESS steps article).
     h.staff(luis.id, StaffRequest::Unlock)
         .await
         .expect("staff unlock");
@@ -632,7 +632,7 @@ async fn iess_recovery_budget_staff_unlock_email_change_and_declaration() {
     h.assert_no_secret_stored().await;
 }
 
-/// Seed 004 "desbloquear la clave": 3 failed logins lock; the emailed link lasts 3 minutes;
+/// The IESS steps article "desbloquear la clave": 3 failed logins lock; the emailed link lasts 3 minutes;
 /// staff-assisted unlock.
 #[tokio::test]
 async fn iess_lockout_three_minute_unlock_link_and_staff_unlock() {
@@ -721,7 +721,7 @@ async fn iess_lockout_three_minute_unlock_link_and_staff_unlock() {
     h.assert_no_secret_stored().await;
 }
 
-/// Seeds 002/004: foreigners without cédula are enrolled in person, then generate their
+/// The IESS procedure/004: foreigners without cédula are enrolled in person, then generate their
 /// password online with the foreigner code.
 #[tokio::test]
 async fn iess_foreigner_enrolled_by_staff_generates_a_password() {
@@ -952,7 +952,7 @@ async fn recommended_lifecycle() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Enumeration resistance (DESIGN §5)
+// Enumeration resistance (security rules)
 // ---------------------------------------------------------------------------------------------
 
 fn presets() -> [Policy; 3] {
@@ -1060,7 +1060,7 @@ async fn register_with_an_unknown_id_mails_nothing_and_answers_like_wrong_proofs
     }
 }
 
-/// DESIGN §5: once a member has an active account, a registration with *wrong* proofs must
+/// Security rules: once a member has an active account, a registration with *wrong* proofs must
 /// still answer like an unknown cédula; otherwise anyone can tell who has an online account.
 #[tokio::test]
 async fn register_on_an_active_account_with_wrong_proofs_answers_like_an_unknown_id() {
@@ -1083,7 +1083,7 @@ async fn register_on_an_active_account_with_wrong_proofs_answers_like_an_unknown
     }
 }
 
-/// DESIGN §4 (minimise) / §5: an unlock request for an ID without an account answers `Ok` and
+/// Data minimisation and enumeration resistance: an unlock request for an ID without an account answers `Ok` and
 /// must not leave a record behind (anyone could fill the store with records for arbitrary
 /// cédulas, and later answers for that ID would change).
 #[tokio::test]

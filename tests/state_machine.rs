@@ -3,9 +3,9 @@
 //! Random sequences of [`Step`]s — registrations, activations with right and wrong tokens
 //! and codes, logins, unlock requests, recoveries, resets, staff operations, and the clock
 //! moving (often exactly onto a deadline, or one second either side) — are applied both to
-//! a small reference model written from DESIGN §2 and to `afiliado::core::decide`, with real
+//! a small reference model written from the state-machine rules and to `afiliado::core::decide`, with real
 //! tokens, HMAC digests and argon2 verification. After every step the two must agree, and
-//! the invariants of DESIGN §2 are asserted directly:
+//! the invariants of the state machine are asserted directly:
 //!
 //! 1. no path reaches `Active` without the latest activation link (and code) and a
 //!    policy-passing password;

@@ -28,7 +28,7 @@ impl Notice {
     }
 }
 
-/// The notices of DESIGN §5.
+/// The notices the security rules require.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]

@@ -41,7 +41,7 @@ pub const SUBJECT_EMAIL_CHANGE_REQUESTED: &str =
 
 pub const HUMAN: &str = "captcha-ok";
 pub const LANDLINE: &str = "02 234-5678";
-/// Enrolled security image and questions (IESS, seed 004).
+/// Enrolled security image and questions (IESS, the IESS steps article).
 pub const IMAGE: &str = "Colibrí";
 pub const SECURITY: [(&str, &str); 2] = [("mascota", "Firulais"), ("ciudad_natal", "Portoviejo")];
 /// The same answers as a member types them later: other case, accents, stray spaces.
@@ -452,7 +452,7 @@ impl Harness {
             .await
     }
 
-    /// DESIGN §2 invariant 5 / §5: records, audit log and outbox hold no secret in clear.
+    /// Invariant 5 and the security rules: records, audit log and outbox hold no secret in clear.
     pub async fn assert_no_secret_stored(&self) {
         let mut dumps = Vec::new();
         for id in ALL_IDS {
@@ -498,5 +498,5 @@ pub fn denied(r: Result<impl std::fmt::Debug, ServiceError>) -> Denied {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ISSPOL (seeds 000, 001)
+// ISSPOL (the ISSPOL guide and registration manual)
 // ---------------------------------------------------------------------------------------------
