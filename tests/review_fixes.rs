@@ -511,3 +511,33 @@ async fn staff_actor_and_reason_are_bounded() {
         AccountState::Active { .. }
     ));
 }
+
+/// Audit text carries no full address or ID: a staff reason quoting the member's email and
+/// cédula is stored masked.
+#[tokio::test]
+async fn staff_reasons_are_stored_masked() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    h.service
+        .staff(
+            "mquintanilla",
+            "llamada de ana.perez@example.ec, cédula 1710034065, verificada",
+            ana.id,
+            StaffRequest::Suspend,
+        )
+        .await
+        .unwrap();
+    let staff: Vec<_> = audit(&h, ana.id)
+        .await
+        .into_iter()
+        .filter_map(|k| match k {
+            AuditKind::Staff { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        staff,
+        ["llamada de a***@example.ec, cédula 17******65, verificada"]
+    );
+}

@@ -242,7 +242,7 @@ pub enum AuditKind {
     Staff {
         /// Staff user.
         actor: String,
-        /// Stated reason.
+        /// Stated reason (email addresses and runs of 9 or more digits in it are masked).
         reason: String,
         /// [`crate::core::StaffAction::label`].
         action: String,

@@ -1056,7 +1056,8 @@ impl Machine<'_> {
         }
         self.audit(AuditKind::Staff {
             actor: actor.to_owned(),
-            reason: reason.to_owned(),
+            // Free text typed by staff: addresses and ID numbers in it are masked.
+            reason: crate::identity::redact_personal_data(reason),
             action: action.label().to_owned(),
         });
         Ok(Outcome::StaffDone)
