@@ -492,6 +492,7 @@ impl ServiceBuilder {
                 bounds,
                 pool: self.pool.unwrap_or_default(),
                 max_retries: self.max_retries,
+                account_locks: AccountLocks::new(),
             }),
         })
     }
@@ -517,6 +518,8 @@ struct Inner {
     bounds: HashCostBounds,
     pool: HashPool,
     max_retries: u32,
+    /// Serialises load → decide → commit per account inside this instance.
+    account_locks: AccountLocks,
 }
 
 /// What one verification found.
@@ -524,6 +527,45 @@ struct Verified {
     matched: bool,
     /// Why the stored hash was refused unverified (it asked for more than the bounds).
     refused: Option<CryptoError>,
+}
+
+/// Striped per-account locks: a member's commands run one at a time in this instance.
+/// Members are spread over the stripes with a per-process random hash key, so which members
+/// share a stripe cannot be chosen from outside.
+struct AccountLocks {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    key: std::collections::hash_map::RandomState,
+}
+
+impl AccountLocks {
+    const STRIPES: usize = 1024;
+
+    fn new() -> Self {
+        Self {
+            stripes: (0..Self::STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            key: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    async fn lock(&self, member: &MemberId) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::BuildHasher;
+        let n = u64::try_from(self.stripes.len()).unwrap_or(1).max(1);
+        let at = usize::try_from(self.key.hash_one(member.as_str()) % n).unwrap_or(0);
+        match self.stripes.get(at) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AccountLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountLocks")
+            .field("stripes", &self.stripes.len())
+            .finish()
+    }
 }
 
 /// What a decided command produced, with the secrets its mails carry.
@@ -643,6 +685,11 @@ impl AccountService {
         extra: Option<&AuditKind>,
         command_for: impl Fn(&AccountRecord) -> Cow<'c, Command>,
     ) -> Result<Result<Applied, Denied>, ServiceError> {
+        // Commands about one account queue here, so concurrent callers in this instance never
+        // race each other to the store's version check: a storm of requests about one account
+        // is answered one by one instead of with `Contended`. (Instances sharing a database
+        // still meet at the version check and retry.)
+        let _turn = self.inner.account_locks.lock(member).await;
         let mut attempt = 0;
         let mut loaded = first;
         loop {
