@@ -286,6 +286,10 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
         day: Some(date!(2026 - 11 - 20)),
         count: 2,
     };
+    r.registration_warnings = DailyCount {
+        day: Some(date!(2026 - 11 - 19)),
+        count: 1,
+    };
     // A staff email change waiting for confirmation: a third live digest.
     r.pending_email = Some(PendingEmailChange {
         email: email("ana.confirmar@example.ec"),

@@ -699,6 +699,12 @@ impl Policy {
                 "must be at least 1",
             ));
         }
+        if r.proofs.is_empty() {
+            return Err(invalid(
+                "registration.proofs",
+                "at least one proof: otherwise anyone with a cédula registers it to their email",
+            ));
+        }
         check_proof_counts("registration.proofs", &r.proofs)?;
         if r.proofs.contains(&Proof::SecurityImage)
             || r.proofs
@@ -768,6 +774,14 @@ impl Policy {
             return Err(invalid("recovery.reset_ttl", "must be positive"));
         }
         check_proof_counts("recovery.proofs", &rc.proofs)?;
+        if rc.allow_email_change && rc.proofs.iter().all(|p| *p == Proof::RegisteredEmail) {
+            // The reset link would go to an address of the caller's choosing: some proof of
+            // identity beyond knowing the registered address must gate it.
+            return Err(invalid(
+                "recovery.proofs",
+                "`allow_email_change` needs at least one identity proof other than `registered_email`",
+            ));
+        }
         if rc.proofs.iter().any(
             |p| matches!(p, Proof::SecurityQuestions { count } if *count > r.security_questions),
         ) {

@@ -541,3 +541,164 @@ async fn staff_reasons_are_stored_masked() {
         ["llamada de a***@example.ec, cédula 17******65, verificada"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Findings of a second, black-box pass over the fixes above
+// ---------------------------------------------------------------------------------------------
+
+/// A stranger who knows the registry facts sent correct registration forms against an active
+/// account: each one queued a warning that counted against the member's daily notice cap, so
+/// the member's own reset (and, once locked, unlock) link was suppressed. Now such forms count
+/// against the registration cap, at most one warning goes out a day, and it never uses the
+/// budget of links.
+#[tokio::test]
+async fn registration_forms_on_an_active_account_never_spend_the_members_links() {
+    let luis = luis();
+    let h = Harness::new(Policy::iess(), &[&luis]);
+    h.activate_member(&luis, "Manglar2026").await;
+    h.advance(minutes(5));
+    for _ in 0..3 {
+        h.login(luis.id, "Wrong1234x").await;
+    }
+    for _ in 0..12 {
+        let mut f = h.form(&luis);
+        f.email = "atacante@evil.ec".into();
+        assert_eq!(
+            h.service.register(f).await.unwrap(),
+            RegisterOutcome::Submitted
+        );
+    }
+    let warnings = h.deliver().await;
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|m| m.subject != SUBJECT_LOCKED)
+            .count(),
+        1,
+        "one registration warning a day"
+    );
+    h.service
+        .request_unlock(luis.id, Some(HUMAN))
+        .await
+        .unwrap();
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1, "the member's unlock link goes out");
+    assert_eq!(mails[0].subject, SUBJECT_UNLOCK_LINK);
+    assert_eq!(
+        h.service.start_recovery(h.recovery(&luis)).await.unwrap(),
+        RecoveryOutcome::Submitted
+    );
+    let mails = h.deliver().await;
+    assert_eq!(mails.len(), 1, "the member's reset link goes out");
+    assert_eq!(mails[0].subject, SUBJECT_RESET_LINK);
+}
+
+/// `validate` accepted `recovery.proofs = []` with `allow_email_change`: anyone with a cédula
+/// could send the reset link to their own address and take the account. A replacement email
+/// now needs at least one knowledge proof, and registration at least one proof.
+#[test]
+fn an_email_change_in_recovery_needs_identity_proofs() {
+    let mut p = Policy::iess();
+    p.recovery.proofs = vec![];
+    match p.validate() {
+        Err(PolicyError::Invalid { field, .. }) => assert_eq!(field, "recovery.proofs"),
+        other => panic!("{other:?}"),
+    }
+    let mut p = Policy::iess();
+    p.recovery.proofs = vec![Proof::RegisteredEmail];
+    assert!(p.validate().is_err(), "knowing the address is not a proof");
+    let mut p = Policy::iess();
+    p.registration.proofs = vec![];
+    match p.validate() {
+        Err(PolicyError::Invalid { field, .. }) => assert_eq!(field, "registration.proofs"),
+        other => panic!("{other:?}"),
+    }
+    let json = Policy::iess()
+        .to_json()
+        .unwrap()
+        .replace("\"attempt_budget\"", "\"proofs\": [], \"attempt_budget\"");
+    assert!(Policy::from_json(&json).is_err());
+}
+
+/// A staff suspension killed a pending reset but not a pending email change, which could be
+/// confirmed while the account was suspended.
+#[tokio::test]
+async fn a_suspension_cancels_a_pending_email_change() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    h.staff(
+        ana.id,
+        StaffRequest::ChangeEmail("ana.nueva@gmail.com".into()),
+    )
+    .await
+    .unwrap();
+    h.deliver().await;
+    let token = h.token(&h.latest("ana.nueva@gmail.com"), "/confirmar-correo");
+    h.staff(ana.id, StaffRequest::Suspend).await.unwrap();
+    assert_eq!(
+        denied(h.service.confirm_email_change(&token).await),
+        Denied::InvalidToken
+    );
+    assert_eq!(email_of(&h, ana.id).await, ana.email);
+}
+
+/// Registration stored security questions, answers and image of any size (a 1 MB question id
+/// was kept in clear in the record).
+#[tokio::test]
+async fn registration_enrollment_items_are_bounded() {
+    let luis = luis();
+    let h = Harness::new(Policy::iess(), &[&luis]);
+    let big = "x".repeat(afiliado::service::MAX_ANSWER_CHARS + 1);
+    let mut long_question = h.form(&luis);
+    long_question.answers.security[0].0 = big.clone();
+    let mut long_answer = h.form(&luis);
+    long_answer.answers.security[0].1 = big.clone();
+    let mut long_image = h.form(&luis);
+    long_image.answers.security_image = Some(big.clone());
+    for (form, field) in [
+        (long_question, "security_answers"),
+        (long_answer, "security_answers"),
+        (long_image, "security_image"),
+    ] {
+        assert_eq!(field_error(h.service.register(form).await), field);
+    }
+    assert!(
+        h.store
+            .load(&luis.id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A blank security answer was refused only after the proofs passed (and after hashing the
+/// image), so the error told a stranger the registry facts were right. It is now a form error,
+/// the same for every ID.
+#[tokio::test]
+async fn a_blank_enrollment_answer_is_a_form_error_for_every_id() {
+    let luis = luis();
+    let h = Harness::new(Policy::iess(), &[&luis]);
+    let blank = |m: &Member, right: bool| {
+        let mut f = h.form(m);
+        if !right {
+            f.answers.birth_day_month = Some((1, 1));
+        }
+        f.answers.security[1].1 = "   ".into();
+        f
+    };
+    let right = h.service.register(blank(&luis, true)).await;
+    let wrong = h.service.register(blank(&luis, false)).await;
+    let unknown = h.service.register(blank(&stranger(), true)).await;
+    assert_eq!(field_error(right), "security_answers");
+    assert_eq!(field_error(wrong), "security_answers");
+    assert_eq!(field_error(unknown), "security_answers");
+    assert!(audit(&h, luis.id).await.is_empty(), "nothing counted");
+}
+
+/// The core panicked on an instant whose Ecuador date is out of range.
+#[test]
+fn the_local_day_of_any_instant_is_total() {
+    let _ = afiliado::core::local_day(time::macros::datetime!(-9999-01-01 00:00 UTC));
+    let _ = afiliado::core::local_day(time::macros::datetime!(+9999-12-31 23:59 -12));
+}

@@ -701,3 +701,37 @@ async fn registration_hashes_nothing_until_the_proofs_pass() {
     );
     assert_eq!(s.hasher.take(), (3, 0, 0));
 }
+
+/// Registrations that cannot register hash nothing either: a correct form once the day's
+/// failure budget is spent, and a correct form against an already active account.
+#[tokio::test]
+async fn refused_or_redundant_registrations_hash_nothing() {
+    let s = setup(Policy::iess(), &[MEMBER]);
+    for _ in 0..5 {
+        let mut wrong = iess_form(&s.service, MEMBER);
+        wrong.answers.birth_day_month = Some((1, 1));
+        s.service.register(wrong).await.unwrap();
+    }
+    s.hasher.take();
+    assert_eq!(
+        s.service
+            .register(iess_form(&s.service, MEMBER))
+            .await
+            .unwrap(),
+        RegisterOutcome::ChecksFailed
+    );
+    assert_eq!(s.hasher.take(), (0, 0, 0), "budget spent: nothing hashed");
+
+    let s = setup(Policy::iess(), &[MEMBER]);
+    commit_active(&s.store, MEMBER, argon2(PASSWORD), enrolled_security()).await;
+    for _ in 0..20 {
+        assert_eq!(
+            s.service
+                .register(iess_form(&s.service, MEMBER))
+                .await
+                .unwrap(),
+            RegisterOutcome::Submitted
+        );
+    }
+    assert_eq!(s.hasher.take(), (0, 0, 0), "already active: nothing hashed");
+}

@@ -56,7 +56,9 @@ const GUAYAQUIL: UtcOffset = match UtcOffset::from_hms(-5, 0, 0) {
 
 /// The calendar day in Ecuador of an instant (daily caps restart at local midnight).
 pub fn local_day(t: OffsetDateTime) -> Date {
-    t.to_offset(GUAYAQUIL).date()
+    // At the very edge of the representable range the Ecuador date may not exist: fall back
+    // to the instant's own date rather than panic.
+    t.checked_to_offset(GUAYAQUIL).unwrap_or(t).date()
 }
 
 /// Decides one command on one record at `now` under `policy`.
@@ -359,6 +361,10 @@ impl Machine<'_> {
     fn lock(&mut self, reason: LockReason) -> Option<OffsetDateTime> {
         if reason != LockReason::Staff {
             self.rec.lockouts = self.rec.lockouts.saturating_add(1);
+        } else {
+            // A suspension also kills a pending email change: no link issued before it may
+            // change the account while it is suspended.
+            self.rec.pending_email = None;
         }
         let lock = lockout::new_lock(reason, self.rec.lockouts, self.now, self.policy);
         let until = lock.auto_unlock_at;
@@ -447,8 +453,18 @@ impl Machine<'_> {
             });
         }
         if let Some(p) = self.rec.state.profile().cloned() {
+            // Forms against an existing account count against the day's registration cap
+            // (so they cannot be repeated without bound), and at most one warning a day goes
+            // out. The warning never uses the notice budget of unlock and reset links: a
+            // stranger who knows the registry facts cannot starve the member's own links.
+            if self.rec.registrations.on(day) >= reg.max_per_day {
+                self.audit(AuditKind::RegistrationThrottled);
+                return Ok(Outcome::Throttled);
+            }
+            self.rec.registrations = self.rec.registrations.bumped(day);
             self.audit(AuditKind::RegistrationOnActive);
-            if self.take_notice_quota() {
+            if self.rec.registration_warnings.on(day) == 0 {
+                self.rec.registration_warnings = self.rec.registration_warnings.bumped(day);
                 self.notify(&p.contact.email, NoticeKind::RegistrationAttemptOnActive);
             }
             return Ok(Outcome::AlreadyRegistered);

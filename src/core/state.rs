@@ -325,6 +325,9 @@ pub struct AccountRecord {
     /// A staff email change waiting for confirmation by the new address.
     #[serde(default)]
     pub pending_email: Option<PendingEmailChange>,
+    /// Registration-attempt warnings sent today (at most one a day).
+    #[serde(default)]
+    pub registration_warnings: DailyCount,
 }
 
 impl AccountRecord {
@@ -342,6 +345,7 @@ impl AccountRecord {
             last_registration_at: None,
             registration_failures: DailyCount::default(),
             pending_email: None,
+            registration_warnings: DailyCount::default(),
         }
     }
 

@@ -913,6 +913,21 @@ impl AccountService {
                 "each question may be answered once",
             ));
         }
+        // Bounded, and never blank: checked here, on the form alone, so the answer is the
+        // same whether or not the registry facts were right.
+        let too_long = |a: &str| a.chars().count() > MAX_ANSWER_CHARS;
+        if reg.security_image && req.answers.security_image.as_deref().is_some_and(too_long) {
+            return Err(invalid("security_image", "too long"));
+        }
+        if given.iter().any(|(q, a)| too_long(q) || too_long(a)) {
+            return Err(invalid("security_answers", "an answer is too long"));
+        }
+        if given
+            .iter()
+            .any(|(q, a)| q.trim().is_empty() || normalize_answer(a).is_empty())
+        {
+            return Err(invalid("security_answers", "an answer is empty"));
+        }
         Ok(())
     }
 
@@ -1083,17 +1098,10 @@ impl AccountService {
             shape?;
             return Ok(RegisterOutcome::ChecksFailed);
         }
-        // Argon2 runs only for a form whose proofs passed: anonymous forms with wrong
-        // answers cost no hashing, whatever the ID, and cannot starve logins.
-        let enrollment = if shape.is_ok() && proofs.iter().all(|p| p.passed) {
-            self.enrollment(&req.answers).await?
-        } else {
-            SecurityEnrollment::default()
-        };
         let (token, link) = self.new_token(TokenPurpose::Activation);
         let code = self.new_code(&member)?;
         let secrets = LinkSecrets::new(token, code.as_ref().map(|c| c.0.clone()));
-        let cmd = Command::Register(Register {
+        let mut cmd = Command::Register(Register {
             contact: Contact {
                 email,
                 mobile,
@@ -1104,10 +1112,26 @@ impl AccountService {
             human_verified: human,
             link,
             code: code.map(|c| c.1),
-            enrollment,
+            enrollment: SecurityEnrollment::default(),
             locale: req.locale,
         });
-        let applied = self.apply(&member, now, &cmd, Some(&secrets)).await?;
+        // Argon2 runs only when the core would register: it asks for the enrollment items
+        // (`MissingEnrollment`) only after the form, the proofs, the daily budgets and the
+        // account's state allow a registration. Wrong answers, spent budgets and forms for
+        // an existing account cost no hashing, whatever the ID, and cannot starve logins.
+        let mut hashed = false;
+        let applied = loop {
+            match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+                Err(Denied::MissingEnrollment(_)) if !hashed && shape.is_ok() => {
+                    hashed = true;
+                    let enrollment = self.enrollment(&req.answers).await?;
+                    if let Command::Register(r) = &mut cmd {
+                        r.enrollment = enrollment;
+                    }
+                }
+                other => break other,
+            }
+        };
         // The failed attempt is committed; the caller hears the field error.
         shape?;
         match applied {
