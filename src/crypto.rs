@@ -1383,6 +1383,8 @@ pub enum TokenPurpose {
     Reset,
     /// Confirming a new contact email (the link goes to the new address).
     EmailChange,
+    /// A trusted-device token (kept by the member's browser in a cookie).
+    Device,
 }
 
 impl TokenPurpose {
@@ -1397,6 +1399,7 @@ impl TokenPurpose {
             TokenPurpose::Unlock => "unlock",
             TokenPurpose::Reset => "reset",
             TokenPurpose::EmailChange => "email_change",
+            TokenPurpose::Device => "device",
         }
     }
 }

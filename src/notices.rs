@@ -192,6 +192,7 @@ impl LinkBase {
             TokenPurpose::Unlock => &mut self.unlock,
             TokenPurpose::Reset => &mut self.reset,
             TokenPurpose::EmailChange => &mut self.email_change,
+            TokenPurpose::Device => return Err(reason("device tokens travel in no link")),
         };
         *slot = path.to_owned();
         Ok(self)
@@ -211,6 +212,8 @@ impl LinkBase {
             TokenPurpose::Unlock => &self.unlock,
             TokenPurpose::Reset => &self.reset,
             TokenPurpose::EmailChange => &self.email_change,
+            // Device tokens never travel in a mail.
+            TokenPurpose::Device => "",
         }
     }
 

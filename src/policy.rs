@@ -85,6 +85,49 @@ pub struct Policy {
     /// Staff operations.
     #[serde(default)]
     pub staff: StaffPolicy,
+    /// Trusted devices (OWASP device cookies).
+    #[serde(default)]
+    pub devices: DevicePolicy,
+}
+
+/// Trusted devices (OWASP "device cookies"): after a successful login the service hands the
+/// host an opaque device token for a cookie; a login presenting a live one is judged on that
+/// device's own failures, so a stranger's wrong passwords never lock the member's own browser
+/// out. Devices are revoked on password reset, email change and staff suspension.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DevicePolicy {
+    /// Whether devices are trusted at all (on in every preset).
+    pub enabled: bool,
+    /// How long a device stays trusted after its login (default 90 days).
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// Wrong passwords from one device inside `lockout.window` after which it is no longer
+    /// trusted (and its logins count against the account like any other client's).
+    pub threshold: u32,
+    /// Most devices kept per account; the oldest is forgotten first (default 10).
+    pub max_per_account: u32,
+}
+
+impl Default for DevicePolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lifetime: Duration::from_secs(90 * 86_400),
+            threshold: 5,
+            max_per_account: 10,
+        }
+    }
+}
+
+impl DevicePolicy {
+    fn with_threshold(threshold: u32) -> Self {
+        Self {
+            threshold,
+            ..Self::default()
+        }
+    }
 }
 
 /// Rules for staff operations.
@@ -433,6 +476,7 @@ impl Policy {
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
+            devices: DevicePolicy::with_threshold(5),
         }
     }
 
@@ -509,6 +553,7 @@ impl Policy {
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
+            devices: DevicePolicy::with_threshold(3),
         }
     }
 
@@ -573,6 +618,7 @@ impl Policy {
             notices: NoticePolicy { max_per_day: 10 },
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
+            devices: DevicePolicy::with_threshold(10),
         }
     }
 
@@ -808,6 +854,16 @@ impl Policy {
         }
         if self.notices.max_per_day == 0 {
             return Err(invalid("notices.max_per_day", "must be at least 1"));
+        }
+        let dv = &self.devices;
+        if dv.lifetime.is_zero() || dv.lifetime > Duration::from_secs(365 * 86_400) {
+            return Err(invalid("devices.lifetime", "between 1 second and 365 days"));
+        }
+        if dv.threshold == 0 || dv.threshold > 1000 {
+            return Err(invalid("devices.threshold", "between 1 and 1000"));
+        }
+        if dv.max_per_account == 0 || dv.max_per_account > 100 {
+            return Err(invalid("devices.max_per_account", "between 1 and 100"));
         }
         let st = &self.staff;
         if st.email_change_ttl.is_zero() || st.email_change_ttl > Duration::from_secs(7 * 86_400) {

@@ -239,7 +239,7 @@ async fn postgres() -> Option<Arc<dyn AccountStore>> {
     );
     let store = PostgresStore::open_with(
         &url,
-        PoolSettings::default().max_connections(16).schema(&schema),
+        PoolSettings::default().max_connections(8).schema(&schema),
     )
     .await
     .unwrap();

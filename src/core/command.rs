@@ -161,6 +161,21 @@ pub enum Command {
         /// A fresh hash with the policy's parameters when the stored one needs an upgrade.
         rehash: Option<PasswordHash>,
     },
+    /// The outcome of one password verification, from a client that may hold a trusted-device
+    /// token (OWASP "device cookies"). A live device of this account is judged on its own
+    /// failures only, so failures from other clients never lock it out (a staff suspension
+    /// still does); every other login is [`Command::Login`]. After a successful login from an
+    /// untrusted client, `enroll` becomes a trusted device of the account.
+    LoginFrom {
+        /// Whether the password verified against the stored hash.
+        password_matched: bool,
+        /// A fresh hash with the policy's parameters when the stored one needs an upgrade.
+        rehash: Option<PasswordHash>,
+        /// Digest of the device token the client presented, if any.
+        device: Option<Digest>,
+        /// Digest of a freshly generated device token to trust after a successful login.
+        enroll: Option<Digest>,
+    },
     /// Ask for an unlock link.
     RequestUnlock {
         /// Digest of the freshly generated unlock token.

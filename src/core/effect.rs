@@ -189,6 +189,21 @@ pub enum AuditKind {
     },
     /// Login refused because the account is locked.
     LoginRefusedLocked,
+    /// A client became a trusted device of the account after a successful login.
+    DeviceTrusted,
+    /// A trusted device logged in with the right password (a lock caused by other clients
+    /// did not stop it).
+    TrustedDeviceLogin,
+    /// A trusted device gave a wrong password (counted on the device, not the account).
+    DeviceLoginFailed {
+        /// The device's failures inside the window, this one included.
+        failures: u32,
+    },
+    /// A trusted device reached its failure threshold and is no longer trusted.
+    DeviceDistrusted,
+    /// Every trusted device of the account was revoked (password reset, email change or
+    /// staff suspension).
+    DevicesRevoked,
     /// The stored password hash asked for more work than the service's
     /// [`HashCostBounds`](crate::crypto::HashCostBounds) allow and was not verified (the
     /// login counted as failed). Names the algorithm and parameter, never hash material.

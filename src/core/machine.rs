@@ -13,7 +13,7 @@ use super::effect::{AuditEvent, AuditKind, Effect, Notice, NoticeKind};
 use super::lockout;
 use super::state::{
     AccountRecord, AccountState, Contact, IssuedToken, Lock, LockReason, Pending,
-    PendingEmailChange, Profile, Standing,
+    PendingEmailChange, Profile, Standing, TrustedDevice,
 };
 
 /// The result of an accepted command: the next record, what the caller is told, and the
@@ -104,6 +104,17 @@ pub fn decide(
             password_matched,
             rehash,
         } => m.login(*password_matched, rehash.as_ref())?,
+        Command::LoginFrom {
+            password_matched,
+            rehash,
+            device,
+            enroll,
+        } => m.login_from(
+            *password_matched,
+            rehash.as_ref(),
+            device.as_ref(),
+            enroll.as_ref(),
+        )?,
         Command::RequestUnlock {
             link,
             human_verified,
@@ -363,8 +374,9 @@ impl Machine<'_> {
             self.rec.lockouts = self.rec.lockouts.saturating_add(1);
         } else {
             // A suspension also kills a pending email change: no link issued before it may
-            // change the account while it is suspended.
+            // change the account while it is suspended; and no device stays trusted.
             self.rec.pending_email = None;
+            self.revoke_devices();
         }
         let lock = lockout::new_lock(reason, self.rec.lockouts, self.now, self.policy);
         let until = lock.auto_unlock_at;
@@ -674,6 +686,117 @@ impl Machine<'_> {
         Ok(Outcome::LoginFailed { failures: count })
     }
 
+    /// A login from a client that may hold a trusted-device token.
+    fn login_from(
+        &mut self,
+        matched: bool,
+        rehash: Option<&crate::crypto::PasswordHash>,
+        device: Option<&Digest>,
+        enroll: Option<&Digest>,
+    ) -> Result<Outcome, Denied> {
+        let now = self.now;
+        let enabled = self.policy.devices.enabled;
+        // Devices whose trust ended are forgotten (no event: nothing happened).
+        self.rec.devices.retain(|d| now < d.expires_at);
+        let trusted = device
+            .filter(|_| enabled)
+            .and_then(|d| self.rec.devices.iter().position(|t| t.digest == *d));
+        let suspended = self
+            .rec
+            .state
+            .lock()
+            .is_some_and(|l| l.reason == LockReason::Staff);
+        let Some(at) = trusted.filter(|_| !suspended && self.rec.state.profile().is_some()) else {
+            let outcome = self.login(matched, rehash)?;
+            if let (Outcome::LoggedIn { .. }, Some(new), true) = (&outcome, enroll, enabled) {
+                self.trust_device(new);
+            }
+            return Ok(outcome);
+        };
+        if !matched {
+            let window = self.policy.lockout.window;
+            let threshold = self.policy.devices.threshold;
+            let Some(d) = self.rec.devices.get_mut(at) else {
+                return Err(not_applicable(&self.rec.state));
+            };
+            lockout::prune(&mut d.failures, now, window);
+            d.failures.push(now);
+            let failures = u32::try_from(d.failures.len()).unwrap_or(u32::MAX);
+            self.audit(AuditKind::DeviceLoginFailed { failures });
+            if failures >= threshold {
+                // Too many wrong passwords from this device: from now on it is a client
+                // like any other.
+                self.rec.devices.remove(at);
+                self.audit(AuditKind::DeviceDistrusted);
+            }
+            return Ok(Outcome::LoginFailed { failures });
+        }
+        if let Some(d) = self.rec.devices.get_mut(at) {
+            d.failures.clear();
+        }
+        if self.rec.state.lock().is_none() {
+            // Not locked: an ordinary successful login (cancels a pending reset).
+            self.audit(AuditKind::TrustedDeviceLogin);
+            return self.login(true, rehash);
+        }
+        // Locked by other clients' failures: the member's own device gets in, and the lock
+        // stays for everyone else (lifting it would hand the stranger a fresh set of
+        // guesses). A pending reset is cancelled, as by any successful login.
+        let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        let cancelled = matches!(state, AccountState::Resetting { .. });
+        let (mut profile, lock) = match state {
+            AccountState::Locked { profile, lock }
+            | AccountState::Resetting {
+                profile,
+                return_to: Standing::Locked { lock },
+                ..
+            } => (profile, lock),
+            other => {
+                let denied = not_applicable(&other);
+                self.rec.state = other;
+                return Err(denied);
+            }
+        };
+        let rehashed = rehash.is_some();
+        if let Some(h) = rehash {
+            profile.password = h.clone();
+        }
+        profile.last_login_at = Some(now);
+        self.rec.state = AccountState::Locked { profile, lock };
+        if cancelled {
+            self.audit(AuditKind::ResetCancelled);
+        }
+        self.audit(AuditKind::TrustedDeviceLogin);
+        self.audit(AuditKind::LoginSucceeded);
+        if rehashed {
+            self.audit(AuditKind::PasswordRehashed);
+        }
+        Ok(Outcome::LoggedIn { rehashed })
+    }
+
+    /// Trusts a new device after a successful login (the oldest beyond the cap is forgotten).
+    fn trust_device(&mut self, digest: &Digest) {
+        let dp = &self.policy.devices;
+        self.rec.devices.push(TrustedDevice {
+            digest: *digest,
+            issued_at: self.now,
+            expires_at: lockout::after(self.now, dp.lifetime),
+            failures: Vec::new(),
+        });
+        let max = usize::try_from(dp.max_per_account).unwrap_or(usize::MAX);
+        let excess = self.rec.devices.len().saturating_sub(max);
+        self.rec.devices.drain(..excess);
+        self.audit(AuditKind::DeviceTrusted);
+    }
+
+    /// Forgets every trusted device (password reset, email change, staff suspension).
+    fn revoke_devices(&mut self) {
+        if !self.rec.devices.is_empty() {
+            self.rec.devices.clear();
+            self.audit(AuditKind::DevicesRevoked);
+        }
+    }
+
     // ---- unlock -------------------------------------------------------------------------
 
     fn request_unlock(&mut self, link: &Digest, human: bool) -> Result<Outcome, Denied> {
@@ -934,9 +1057,11 @@ impl Machine<'_> {
             self.rec.lockouts = 0;
         }
         self.rec.check_failures = 0;
-        // The password changed: an outstanding staff email change dies with the other links.
+        // The password changed: an outstanding staff email change dies with the other links,
+        // and no device stays trusted.
         self.rec.pending_email = None;
         self.audit(AuditKind::PasswordReset);
+        self.revoke_devices();
         if let Some(old) = old_email {
             self.email_changed(&old, &email);
         }
@@ -964,6 +1089,7 @@ impl Machine<'_> {
         self.rec.state = from_standing(profile, standing);
         self.rec.pending_email = None;
         self.email_changed(&old, email);
+        self.revoke_devices();
         Ok(())
     }
 

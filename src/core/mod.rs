@@ -49,4 +49,5 @@ pub use machine::{Decision, decide, local_day, settle};
 pub use state::{
     AccountRecord, AccountState, Contact, DailyCount, EnrolledAnswer, IssuedToken, Locale, Lock,
     LockReason, Pending, PendingEmailChange, Profile, SecurityEnrollment, Standing, StateKind,
+    TrustedDevice,
 };

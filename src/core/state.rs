@@ -328,6 +328,23 @@ pub struct AccountRecord {
     /// Registration-attempt warnings sent today (at most one a day).
     #[serde(default)]
     pub registration_warnings: DailyCount,
+    /// Clients trusted after a successful login (OWASP device cookies), oldest first.
+    #[serde(default)]
+    pub devices: Vec<TrustedDevice>,
+}
+
+/// A client that logged in successfully and keeps a device token (in a cookie): its logins
+/// are judged on its own failures, so other clients' failures never lock it out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedDevice {
+    /// Keyed digest of the device token.
+    pub digest: Digest,
+    /// When it was trusted.
+    pub issued_at: OffsetDateTime,
+    /// When its trust ends.
+    pub expires_at: OffsetDateTime,
+    /// Its failed logins inside the lockout window.
+    pub failures: Vec<OffsetDateTime>,
 }
 
 impl AccountRecord {
@@ -346,6 +363,7 @@ impl AccountRecord {
             registration_failures: DailyCount::default(),
             pending_email: None,
             registration_warnings: DailyCount::default(),
+            devices: Vec::new(),
         }
     }
 

@@ -309,6 +309,17 @@ pub enum LoginOutcome {
     },
 }
 
+/// Answer to [`AccountService::login_device`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeviceLogin {
+    /// The answer to show.
+    pub outcome: LoginOutcome,
+    /// A new trusted-device token, after a successful login from a browser that had none
+    /// (keep it in an `HttpOnly`, `Secure` cookie; it is a secret).
+    pub device_token: Option<Token>,
+}
+
 /// Answer to a recovery form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1265,6 +1276,62 @@ impl AccountService {
         member_id: &str,
         password: Password,
     ) -> Result<LoginOutcome, ServiceError> {
+        Ok(self.login_device(member_id, password, None).await?.outcome)
+    }
+
+    /// Login from a browser that may keep a trusted-device token (OWASP "device cookies").
+    ///
+    /// Give the token the browser presented (from its cookie), if any. A live token of this
+    /// member makes the login judged on that device's own failures: wrong passwords from
+    /// other clients never lock the member's own browser out (a staff suspension still
+    /// does). After a successful login from a browser without one, the answer carries a new
+    /// [`DeviceLogin::device_token`] for the host to set as a long-lived, `HttpOnly`,
+    /// `Secure` cookie. Devices stay trusted for `policy.devices.lifetime`, lose their trust
+    /// after `policy.devices.threshold` wrong passwords, and are all revoked on a password
+    /// reset, an email change or a staff suspension. A malformed, expired, revoked or other
+    /// member's token is simply ignored, and the call costs exactly one verification either
+    /// way.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use afiliado::crypto::{DigestKey, HashParams};
+    /// # use afiliado::memory::{MemoryDirectory, MemoryStore};
+    /// # use afiliado::seal::SealKey;
+    /// # use afiliado::service::{AccountService, LoginOutcome};
+    /// # use afiliado::{Password, Policy};
+    /// # use rand::SeedableRng;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    /// # let mut policy = Policy::isspol();
+    /// # policy.hashing = HashParams::danger_insecure_for_tests();
+    /// # let service = AccountService::builder(policy, DigestKey::generate(&mut rng), SealKey::generate(&mut rng))
+    /// #     .store(Arc::new(MemoryStore::new()))
+    /// #     .directory(Arc::new(MemoryDirectory::new()))
+    /// #     .build()?;
+    /// let cookie: Option<String> = None; // what the browser sent
+    /// let answer = service
+    ///     .login_device("1710034065", Password::new("Clave2026x"), cookie.as_deref())
+    ///     .await?;
+    /// if let LoginOutcome::Success { .. } = answer.outcome {
+    ///     if let Some(token) = answer.device_token {
+    ///         // set-cookie: device=<token>; HttpOnly; Secure; SameSite=Strict
+    ///         let _value: &str = token.expose_secret();
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn login_device(
+        &self,
+        member_id: &str,
+        password: Password,
+        device_token: Option<&str>,
+    ) -> Result<DeviceLogin, ServiceError> {
+        let plain = |outcome| DeviceLogin {
+            outcome,
+            device_token: None,
+        };
         let now = self.inner.clock.now();
         let policy = &self.inner.policy;
         // Longer than any password the policy accepts: refused before hashing.
@@ -1274,7 +1341,18 @@ impl AccountService {
         let Ok(member) = member_id.parse::<MemberId>() else {
             // Malformed IDs cost the same as unknown ones.
             self.verify(password.expose_secret(), None).await?;
-            return Ok(LoginOutcome::Failed);
+            return Ok(plain(LoginOutcome::Failed));
+        };
+        // The device the browser claims (ignored when malformed), and a fresh one to trust
+        // if this login succeeds from an untrusted browser.
+        let device = device_token
+            .and_then(|t| Token::parse(t).ok())
+            .map(|t| self.inner.digest_key.digest_token(TokenPurpose::Device, &t));
+        let (new_device, enroll) = if policy.devices.enabled {
+            let (token, digest) = self.new_token(TokenPurpose::Device);
+            (Some(token), Some(digest))
+        } else {
+            (None, None)
         };
         let record = self.inner.store.load(&member).await?;
         let stored = record.as_ref().and_then(|r| r.password_hash().cloned());
@@ -1296,19 +1374,21 @@ impl AccountService {
             _ => None,
         };
         let Some(record) = record else {
-            return Ok(LoginOutcome::Failed);
+            return Ok(plain(LoginOutcome::Failed));
         };
         let Some(stored) = stored else {
-            return Ok(LoginOutcome::Failed);
+            return Ok(plain(LoginOutcome::Failed));
         };
         // Rehash only when the core would let this login in: hashing for a locked account
         // would make a right password slower than a wrong one (a guessing oracle).
         let would_log_in = matches!(
             decide(
                 &record,
-                &Command::Login {
+                &Command::LoginFrom {
                     password_matched: matched,
                     rehash: None,
+                    device,
+                    enroll,
                 },
                 now,
                 policy,
@@ -1323,18 +1403,24 @@ impl AccountService {
         } else {
             None
         };
-        let cmd = Command::Login {
+        let cmd = Command::LoginFrom {
             password_matched: matched,
             rehash,
+            device,
+            enroll,
         };
         let applied = match self
-            .apply_login(&record, &stored, now, &cmd, refused.as_ref())
+            .apply_login(&record, &stored, now, &cmd, device, refused.as_ref())
             .await?
         {
             Ok(a) => a,
-            Err(_) => return Ok(LoginOutcome::Failed),
+            Err(_) => return Ok(plain(LoginOutcome::Failed)),
         };
-        Ok(match applied.decision.outcome {
+        let trusted_now = applied
+            .decision
+            .audit()
+            .any(|e| e.kind == AuditKind::DeviceTrusted);
+        let outcome = match applied.decision.outcome {
             Outcome::LoggedIn { .. } => LoginOutcome::Success { member },
             Outcome::LoginRefusedLocked { until } | Outcome::Locked { until }
                 if policy.lockout.reveal_lock_state =>
@@ -1342,6 +1428,10 @@ impl AccountService {
                 LoginOutcome::Locked { until }
             }
             _ => LoginOutcome::Failed,
+        };
+        Ok(DeviceLogin {
+            outcome,
+            device_token: new_device.filter(|_| trusted_now),
         })
     }
 
@@ -1353,11 +1443,15 @@ impl AccountService {
         verified_against: &PasswordHash,
         now: OffsetDateTime,
         cmd: &Command,
+        device: Option<Digest>,
         refused: Option<&AuditKind>,
     ) -> Result<Result<Applied, Denied>, ServiceError> {
-        let failed = Command::Login {
+        // Still counted against the device it came from.
+        let failed = Command::LoginFrom {
             password_matched: false,
             rehash: None,
+            device,
+            enroll: None,
         };
         self.apply_audited(
             Some(record.clone()),
