@@ -228,3 +228,31 @@ async fn devices_can_be_turned_off() {
         .unwrap();
     assert!(answer.device_token.is_none());
 }
+
+/// `login` (for callers that cannot keep a cookie) trusts no device, so it never pushes the
+/// member's real browsers out of the per-account list.
+#[tokio::test]
+async fn plain_login_trusts_no_device() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    let cookie = trusted_browser(&h, ana.id, "Quinde7Lago").await;
+    for _ in 0..20 {
+        assert_eq!(
+            h.login(ana.id, "Quinde7Lago").await,
+            Harness::success(ana.id)
+        );
+    }
+    let r = h
+        .store
+        .load(&ana.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.devices.len(), 1);
+    lock_out(&h, ana.id).await;
+    assert_eq!(
+        login_with(&h, ana.id, "Quinde7Lago", Some(&cookie)).await,
+        Harness::success(ana.id)
+    );
+}

@@ -1276,7 +1276,11 @@ impl AccountService {
         member_id: &str,
         password: Password,
     ) -> Result<LoginOutcome, ServiceError> {
-        Ok(self.login_device(member_id, password, None).await?.outcome)
+        // No device is trusted for a caller that cannot keep a token.
+        Ok(self
+            .login_impl(member_id, password, None, false)
+            .await?
+            .outcome)
     }
 
     /// Login from a browser that may keep a trusted-device token (OWASP "device cookies").
@@ -1328,6 +1332,17 @@ impl AccountService {
         password: Password,
         device_token: Option<&str>,
     ) -> Result<DeviceLogin, ServiceError> {
+        self.login_impl(member_id, password, device_token, true)
+            .await
+    }
+
+    async fn login_impl(
+        &self,
+        member_id: &str,
+        password: Password,
+        device_token: Option<&str>,
+        trust_new_device: bool,
+    ) -> Result<DeviceLogin, ServiceError> {
         let plain = |outcome| DeviceLogin {
             outcome,
             device_token: None,
@@ -1348,7 +1363,7 @@ impl AccountService {
         let device = device_token
             .and_then(|t| Token::parse(t).ok())
             .map(|t| self.inner.digest_key.digest_token(TokenPurpose::Device, &t));
-        let (new_device, enroll) = if policy.devices.enabled {
+        let (new_device, enroll) = if policy.devices.enabled && trust_new_device {
             let (token, digest) = self.new_token(TokenPurpose::Device);
             (Some(token), Some(digest))
         } else {
