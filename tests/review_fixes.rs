@@ -16,16 +16,8 @@ use afiliado::core::{AccountState, AuditKind, settle};
 use afiliado::policy::PolicyError;
 use flows::*;
 
-async fn record(h: &Harness, id: &str) -> afiliado::core::AccountRecord {
-    h.store
-        .load(&id.parse().unwrap())
-        .await
-        .unwrap()
-        .expect("record exists")
-}
-
 async fn email_of(h: &Harness, id: &str) -> String {
-    let r = record(h, id).await;
+    let r = h.record(id).await;
     let (settled, _) = settle(&r, h.now(), h.policy());
     settled
         .state
@@ -35,16 +27,6 @@ async fn email_of(h: &Harness, id: &str) -> String {
         .email
         .as_str()
         .to_owned()
-}
-
-async fn audit(h: &Harness, id: &str) -> Vec<AuditKind> {
-    h.store
-        .audit_log(&id.parse().unwrap())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
 }
 
 fn field_error<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> &'static str {
@@ -111,7 +93,7 @@ async fn iess_registration_takes_exactly_one_answer_per_record_question() {
     );
 
     assert_eq!(h.deliver().await.len(), 0, "no activation mail");
-    let r = record(&h, luis.id).await;
+    let r = h.record(luis.id).await;
     assert!(
         matches!(r.state, AccountState::Unregistered),
         "{:?}",
@@ -122,7 +104,7 @@ async fn iess_registration_takes_exactly_one_answer_per_record_question() {
             .on(afiliado::core::local_day(h.now())),
         3
     );
-    let failures = audit(&h, luis.id).await;
+    let failures = h.audit(luis.id).await;
     assert_eq!(
         failures,
         (1..=3)
@@ -202,7 +184,7 @@ async fn iess_recovery_takes_exactly_one_answer_per_question() {
     );
 
     assert_eq!(h.deliver().await.len(), 0, "no reset link");
-    let r = record(&h, luis.id).await;
+    let r = h.record(luis.id).await;
     assert_eq!(r.check_failures, 2, "both count against the budget");
     assert!(matches!(r.state, AccountState::Active { .. }));
 
@@ -266,7 +248,7 @@ async fn iess_recovery_replacement_email_only_receives_the_reset_link() {
     assert_eq!(mails.len(), 1, "only the reset link");
     assert!(mails[0].to.matches(&NEW_EMAIL.parse().unwrap()));
     assert_eq!(mails[0].subject, SUBJECT_RESET_LINK);
-    assert!(!audit(&h, luis.id).await.contains(&AuditKind::EmailChanged));
+    assert!(!h.audit(luis.id).await.contains(&AuditKind::EmailChanged));
 
     // Abandoned: the link expires and the email is what it was.
     h.advance(minutes(16));
@@ -340,7 +322,7 @@ async fn iess_recovery_replacement_email_takes_effect_when_the_reset_completes()
         [SUBJECT_EMAIL_CHANGED_TO, SUBJECT_PASSWORD_CHANGED],
         "the new address hears of both changes"
     );
-    let events = audit(&h, luis.id).await;
+    let events = h.audit(luis.id).await;
     let at = |k: &AuditKind| events.iter().position(|e| e == k).unwrap();
     assert!(at(&AuditKind::PasswordReset) < at(&AuditKind::EmailChanged));
     h.assert_no_secret_stored().await;
@@ -415,7 +397,7 @@ async fn unconfirmed_staff_email_change_expires() {
         Harness::success(ana.id)
     );
     assert!(
-        audit(&h, ana.id)
+        h.audit(ana.id)
             .await
             .contains(&AuditKind::EmailChangeExpired)
     );
@@ -465,7 +447,7 @@ async fn iess_registration_forms_never_lock_an_active_account() {
             RegisterOutcome::ChecksFailed
         );
     }
-    let r = record(&h, luis.id).await;
+    let r = h.record(luis.id).await;
     assert!(
         matches!(r.state, AccountState::Active { .. }),
         "{:?}",
@@ -493,7 +475,7 @@ async fn staff_actor_and_reason_are_bounded() {
     let ana = ana();
     let h = Harness::new(Policy::isspol(), &[&ana]);
     h.activate_member(&ana, "Quinde7Lago").await;
-    let before = audit(&h, ana.id).await.len();
+    let before = h.audit(ana.id).await.len();
     let huge = "x".repeat(1 << 20);
     let r = h
         .service
@@ -505,9 +487,9 @@ async fn staff_actor_and_reason_are_bounded() {
         .staff(&huge, "verificación", ana.id, StaffRequest::Suspend)
         .await;
     assert_eq!(field_error(r), "actor");
-    assert_eq!(audit(&h, ana.id).await.len(), before, "nothing audited");
+    assert_eq!(h.audit(ana.id).await.len(), before, "nothing audited");
     assert!(matches!(
-        record(&h, ana.id).await.state,
+        h.record(ana.id).await.state,
         AccountState::Active { .. }
     ));
 }
@@ -528,7 +510,8 @@ async fn staff_reasons_are_stored_masked() {
         )
         .await
         .unwrap();
-    let staff: Vec<_> = audit(&h, ana.id)
+    let staff: Vec<_> = h
+        .audit(ana.id)
         .await
         .into_iter()
         .filter_map(|k| match k {
@@ -693,7 +676,7 @@ async fn a_blank_enrollment_answer_is_a_form_error_for_every_id() {
     assert_eq!(field_error(right), "security_answers");
     assert_eq!(field_error(wrong), "security_answers");
     assert_eq!(field_error(unknown), "security_answers");
-    assert!(audit(&h, luis.id).await.is_empty(), "nothing counted");
+    assert!(h.audit(luis.id).await.is_empty(), "nothing counted");
 }
 
 /// The core panicked on an instant whose Ecuador date is out of range.

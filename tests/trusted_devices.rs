@@ -48,16 +48,6 @@ async fn lock_out(h: &Harness, id: &str) {
     );
 }
 
-async fn audit(h: &Harness, id: &str) -> Vec<AuditKind> {
-    h.store
-        .audit_log(&id.parse().unwrap())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
-}
-
 /// ISSPOL (lock state revealed): the stranger's five wrong passwords lock the account for
 /// every client but the member's browser, which keeps its own count.
 #[tokio::test]
@@ -98,9 +88,7 @@ async fn a_strangers_lockout_never_locks_the_members_browser() {
         login_with(&h, ana.id, "Quinde7Lagx", Some(&cookie)).await;
     }
     assert!(
-        audit(&h, ana.id)
-            .await
-            .contains(&AuditKind::DeviceDistrusted),
+        h.audit(ana.id).await.contains(&AuditKind::DeviceDistrusted),
         "at its threshold the device loses its trust"
     );
     assert!(
@@ -173,7 +161,7 @@ async fn devices_expire_and_are_revoked() {
         .reset_password(&reset, h.pw("Volcan9Nube"), h.pw("Volcan9Nube"), false)
         .await
         .unwrap();
-    assert!(audit(&h, ana.id).await.contains(&AuditKind::DevicesRevoked));
+    assert!(h.audit(ana.id).await.contains(&AuditKind::DevicesRevoked));
     lock_out(&h, ana.id).await;
     assert!(locked(
         &login_with(&h, ana.id, "Volcan9Nube", Some(&cookie)).await

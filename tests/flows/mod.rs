@@ -403,6 +403,26 @@ impl Harness {
 
     // ---- steps ----
 
+    /// The stored record of `id` (panics when there is none).
+    pub async fn record(&self, id: &str) -> afiliado::core::AccountRecord {
+        self.store
+            .load(&id.parse().unwrap())
+            .await
+            .unwrap()
+            .expect("record exists")
+    }
+
+    /// The kinds of `id`'s audit events, in order.
+    pub async fn audit(&self, id: &str) -> Vec<afiliado::core::AuditKind> {
+        self.store
+            .audit_log(&id.parse().unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
     pub async fn login(&self, id: &str, password: &str) -> LoginOutcome {
         self.service
             .login(id, self.pw(password))
