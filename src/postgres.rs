@@ -343,11 +343,17 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T
         .map_err(|e| StoreError::Corrupt(format!("{what} does not decode: {}", json_problem(&e))))
 }
 
-/// `t` truncated to the microsecond (TIMESTAMPTZ precision), so that every value written is
-/// stored exactly.
-fn micros(t: OffsetDateTime) -> OffsetDateTime {
-    let sub = i64::from(t.nanosecond() % 1_000);
-    t.checked_sub(time::Duration::nanoseconds(sub)).unwrap_or(t)
+/// `t` in UTC, truncated to the microsecond (TIMESTAMPTZ precision), so that every value
+/// written is stored exactly. An instant whose UTC date is out of range is refused here
+/// (the driver's own conversion would panic).
+fn micros(t: OffsetDateTime) -> Result<OffsetDateTime, StoreError> {
+    let utc = t
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| StoreError::Invalid("instant out of range".to_owned()))?;
+    let sub = i64::from(utc.nanosecond() % 1_000);
+    Ok(utc
+        .checked_sub(time::Duration::nanoseconds(sub))
+        .unwrap_or(utc))
 }
 
 fn version_to_db(v: u64) -> Result<i64, StoreError> {
@@ -521,7 +527,7 @@ impl CommitRows {
 
         let mut rows = Self {
             state: record.state.kind().to_string(),
-            pending_expires_at: pending_expiry(record).map(micros),
+            pending_expires_at: pending_expiry(record).map(micros).transpose()?,
             record: to_json("account record", &stored)?,
             member,
             expected,
@@ -542,12 +548,12 @@ impl CommitRows {
             rows.outbox_keys.push(msg.idempotency_key);
             rows.outbox_members.push(msg.member.as_str().to_owned());
             rows.outbox_sealed.push(msg.sealed);
-            rows.outbox_created.push(micros(msg.created_at));
+            rows.outbox_created.push(micros(msg.created_at)?);
         }
         for event in audit {
             rows.audit_events.push(to_json("audit event", &event)?);
             rows.audit_members.push(event.member.as_str().to_owned());
-            rows.audit_at.push(micros(event.at));
+            rows.audit_at.push(micros(event.at)?);
         }
         Ok(rows)
     }
@@ -696,7 +702,7 @@ impl PostgresStore {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let db_id = message_id(id)?;
-        let mut query = sqlx::query(sql).bind(db_id).bind(micros(at));
+        let mut query = sqlx::query(sql).bind(db_id).bind(micros(at)?);
         if let Some(reason) = reason {
             query = query.bind(reason);
         }
@@ -799,8 +805,8 @@ impl AccountStore for PostgresStore {
              RETURNING {OUTBOX_COLUMNS}"
         );
         let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
-            .bind(micros(now))
-            .bind(micros(lease_until))
+            .bind(micros(now)?)
+            .bind(micros(lease_until)?)
             .bind(limit_to_db(limit))
             .fetch_all(&self.pool)
             .await
@@ -853,7 +859,7 @@ impl AccountStore for PostgresStore {
              RETURNING member_id, idempotency_key",
         )
         .bind(db_id)
-        .bind(micros(now))
+        .bind(micros(now)?)
         .bind(reason)
         .fetch_optional(&mut *tx)
         .await
@@ -878,7 +884,7 @@ impl AccountStore for PostgresStore {
         let event = AuditEvent::dead_letter(now, member, &key, reason);
         sqlx::query("INSERT INTO audit (member_id, at, event) VALUES ($1, $2, $3::jsonb)")
             .bind(event.member.as_str())
-            .bind(micros(event.at))
+            .bind(micros(event.at)?)
             .bind(to_json("audit event", &event)?)
             .execute(&mut *tx)
             .await
@@ -914,7 +920,7 @@ impl AccountStore for PostgresStore {
              WHERE pending_expires_at <= $1 AND state = 'pending_activation' \
              ORDER BY pending_expires_at, member_id LIMIT $2",
         )
-        .bind(micros(now))
+        .bind(micros(now)?)
         .bind(limit_to_db(limit))
         .fetch_all(&self.pool)
         .await
@@ -932,7 +938,7 @@ impl AccountStore for PostgresStore {
 
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM audit WHERE at < $1")
-            .bind(micros(before))
+            .bind(micros(before)?)
             .execute(&self.pool)
             .await
             .map_err(|e| unavailable("purge audit", e))?;
@@ -1023,11 +1029,21 @@ mod tests {
     fn micros_truncates_sub_microseconds_only() {
         let t = time::macros::datetime!(2026-11-22 19:36:00.123_456_789 -5);
         assert_eq!(
-            micros(t),
+            micros(t).unwrap(),
             time::macros::datetime!(2026-11-22 19:36:00.123_456 -5)
         );
         let exact = time::macros::datetime!(2026-11-22 19:36:00.123_456 UTC);
-        assert_eq!(micros(exact), exact);
+        assert_eq!(micros(exact).unwrap(), exact);
+    }
+
+    /// The driver converts to UTC with a panicking `to_offset`: an instant whose UTC date
+    /// leaves the representable range is refused before it gets there.
+    #[test]
+    fn instants_beyond_the_utc_range_are_refused_not_bound() {
+        let edge = time::macros::datetime!(+9999-12-31 23:59:59 -5);
+        assert!(matches!(micros(edge), Err(StoreError::Invalid(_))));
+        let edge = time::macros::datetime!(-9999-01-01 00:00 +5);
+        assert!(matches!(micros(edge), Err(StoreError::Invalid(_))));
     }
 
     #[test]

@@ -685,3 +685,60 @@ fn the_local_day_of_any_instant_is_total() {
     let _ = afiliado::core::local_day(time::macros::datetime!(-9999-01-01 00:00 UTC));
     let _ = afiliado::core::local_day(time::macros::datetime!(+9999-12-31 23:59 -12));
 }
+
+/// A NUL in stored free text passed the service and then failed on PostgreSQL as if the
+/// database were down (`Unavailable`). It is a field error now, on every store.
+#[tokio::test]
+async fn control_characters_in_stored_free_text_are_field_errors() {
+    let (ana, luis) = (ana(), luis());
+    let h = Harness::new(Policy::iess(), &[&ana, &luis]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    let r = h
+        .service
+        .staff("op", "motivo\0x", ana.id, StaffRequest::SendReset)
+        .await;
+    assert_eq!(field_error(r), "reason");
+    let r = h
+        .service
+        .staff("op\u{202E}", "motivo", ana.id, StaffRequest::SendReset)
+        .await;
+    assert_eq!(field_error(r), "actor");
+    // A reason may span lines.
+    h.service
+        .staff("op", "llamada\nverificada", ana.id, StaffRequest::SendReset)
+        .await
+        .unwrap();
+
+    let mut form = h.form(&luis);
+    form.answers.security[0].0 = "mascota\0".into();
+    assert_eq!(
+        field_error(h.service.register(form).await),
+        "security_answers"
+    );
+
+    let mut facts = afiliado::ports::MemberFacts::new(
+        FOREIGNER_ID.parse().unwrap(),
+        "MARÍA\0GONZÁLEZ",
+        date!(1990 - 09 - 02),
+    );
+    let r = h
+        .service
+        .staff(
+            "op",
+            "enrolamiento",
+            FOREIGNER_ID,
+            StaffRequest::EnrollForeigner(facts.clone()),
+        )
+        .await;
+    assert_eq!(field_error(r), "facts");
+    facts.names = "MARÍA GONZÁLEZ".into();
+    h.service
+        .staff(
+            "op",
+            "enrolamiento",
+            FOREIGNER_ID,
+            StaffRequest::EnrollForeigner(facts),
+        )
+        .await
+        .unwrap();
+}

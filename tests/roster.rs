@@ -341,3 +341,60 @@ async fn a_byte_order_mark_and_crlf_line_ends_are_accepted() {
         "LUIS"
     );
 }
+
+/// A NUL in a name passed the parser, and PostgreSQL then refused the whole batch (every good
+/// row of it and of the later batches lost, no line reported). Control and bidirectional
+/// override characters are now a rejected row like any other.
+async fn assert_control_characters_spoil_only_their_line(dir: &dyn MemberDirectory) {
+    let (a, b, c, d) = (cedula(3_001), cedula(3_002), cedula(3_003), cedula(3_004));
+    let csv = format!(
+        "member_id,names,birth_date,employers\n\
+         {a},OK,1990-01-01,\n\
+         {b},NUL\0NAME,1990-01-01,\n\
+         {c},RLO \u{202E}EMAN,1990-01-01,\n\
+         {d},LAST,1990-01-01,Banco\u{7}\n\
+         0926687856,JORGE,1979-11-02,\n"
+    );
+    let report = import(csv.as_bytes(), dir, 2).await.unwrap();
+    let lines: Vec<_> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [3, 4, 5]);
+    for r in &report.rejected {
+        assert!(
+            !r.reason.contains("NAME") && !r.reason.contains("Banco"),
+            "{}",
+            r.reason
+        );
+    }
+    assert_eq!(report.imported, 2);
+    assert!(dir.find(&id(&a)).await.unwrap().is_some());
+    assert!(dir.find(&id("0926687856")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn control_characters_spoil_only_their_line() {
+    assert_control_characters_spoil_only_their_line(&MemoryDirectory::new()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn control_characters_spoil_only_their_line_in_postgres() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("skipped: DATABASE_URL not set");
+        assert!(
+            std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
+            "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run these)"
+        );
+        return;
+    };
+    let schema = format!("afiliado_roster_{}", std::process::id());
+    let store = afiliado::postgres::PostgresStore::open_with(
+        &url,
+        afiliado::postgres::PoolSettings::default()
+            .max_connections(2)
+            .schema(&schema),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    assert_control_characters_spoil_only_their_line(&store).await;
+}

@@ -933,6 +933,10 @@ impl AccountService {
         if given.iter().any(|(q, a)| too_long(q) || too_long(a)) {
             return Err(invalid("security_answers", "an answer is too long"));
         }
+        // Question ids are stored in clear (PostgreSQL cannot store a NUL in JSON).
+        if given.iter().any(|(q, _)| q.chars().any(is_forbidden_char)) {
+            return Err(invalid("security_answers", "control character"));
+        }
         if given
             .iter()
             .any(|(q, a)| q.trim().is_empty() || normalize_answer(a).is_empty())
@@ -1729,6 +1733,15 @@ impl AccountService {
                 ),
             ));
         }
+        if actor.chars().any(is_forbidden_char) {
+            return Err(invalid("actor", "control character"));
+        }
+        if reason
+            .chars()
+            .any(|c| c != '\n' && c != '\t' && is_forbidden_char(c))
+        {
+            return Err(invalid("reason", "control character"));
+        }
         let member = self.parse_member(member_id)?;
         let mut secrets = None;
         let mut enroll = None;
@@ -1758,6 +1771,18 @@ impl AccountService {
                 if facts.member != member {
                     return Err(invalid("facts", "member differs from member_id"));
                 }
+                let texts = std::iter::once(facts.names.as_str())
+                    .chain(facts.affiliate_number.as_deref())
+                    .chain(facts.employers.iter().map(String::as_str));
+                if texts.clone().any(|t| t.chars().any(is_forbidden_char)) {
+                    return Err(invalid("facts", "control character"));
+                }
+                if texts.clone().any(|t| t.chars().count() > MAX_ANSWER_CHARS)
+                    || facts.employers.len() > 100
+                    || facts.contribution_years.len() > 200
+                {
+                    return Err(invalid("facts", "too long"));
+                }
                 if member.kind() != crate::identity::MemberIdKind::Foreigner {
                     return Err(Denied::IdentifierNotAccepted(member.kind()).into());
                 }
@@ -1780,6 +1805,12 @@ impl AccountService {
         self.apply(&member, now, &cmd, secrets.as_ref()).await??;
         Ok(())
     }
+}
+
+/// Control characters (NUL included, which PostgreSQL cannot store in text or JSON) and the
+/// bidirectional-override characters have no place in stored free text.
+fn is_forbidden_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 // ---- Debug of forms: what a host may log ------------------------------------------------
