@@ -290,6 +290,8 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
         day: Some(date!(2026 - 11 - 19)),
         count: 1,
     };
+    r.unlock_link_at = Some(T0 + Duration::microseconds(11));
+    r.reset_link_at = Some(T0 + Duration::minutes(10));
     // A staff email change waiting for confirmation: a third live digest.
     r.pending_email = Some(PendingEmailChange {
         email: email("ana.confirmar@example.ec"),

@@ -347,13 +347,48 @@ pub struct RecoveryPolicy {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NoticePolicy {
-    /// Maximum notices per member per day (America/Guayaquil) that someone other than the
-    /// member can trigger: activation, unlock and reset links, lock warnings and
-    /// registration-attempt warnings. Beyond it requests answer the same, nothing is sent,
-    /// and a `NoticeSuppressed` audit event is written. Notices that follow a proven action
-    /// (password or email changed, unlocked, staff suspension) are never suppressed.
-    #[serde(alias = "max_links_per_day")]
-    pub max_per_day: u32,
+    /// Lock warnings per member per day (America/Guayaquil): a stranger's wrong passwords can
+    /// lock an account again and again, but the member hears of it at most this often.
+    /// Beyond it nothing is sent and a `NoticeSuppressed` audit event is written. Warnings
+    /// never use the budget of unlock and reset links. (Files may still call it
+    /// `max_per_day`, its name when one cap covered every notice.)
+    #[serde(alias = "max_per_day", alias = "max_links_per_day")]
+    pub lock_warnings_per_day: u32,
+    /// How links to the registered address are paced, per kind (unlock, reset), so that a
+    /// stranger can neither flood the mailbox nor keep the member from getting back in:
+    ///
+    /// * while a link of that kind is live, a new request sends nothing (the member already
+    ///   has a working link; a stranger cannot replace it with one the member never sees);
+    /// * otherwise the new link is mailed at once, or — when the previous one went out less
+    ///   than `link_cooldown` ago — queued for the end of the cooldown.
+    ///
+    /// So the member's own request always yields a working link within `link_cooldown`, and
+    /// a stranger causes at most `1 + 24 h / link_cooldown` links of each kind a day (145 at
+    /// the presets' 10 minutes). `None` mails every request at once (no pacing).
+    ///
+    /// Most mails a stranger can cause to the registered address per day, by preset
+    /// (links per kind + `lock_warnings_per_day` + one registration-attempt warning):
+    ///
+    /// | preset | unlock links | reset links | lock warnings | registration warning | total |
+    /// |---|---|---|---|---|---|
+    /// | `isspol()` | — (none offered) | 145 | 3 | 1 | 149 |
+    /// | `iess()` | 145 | 145 (only with the knowledge answers) | 3 | 1 | 294 |
+    /// | `recommended()` | 145 | 145 | 3 | 1 | 294 |
+    #[serde(default = "default_link_cooldown", with = "humantime_serde::option")]
+    pub link_cooldown: Option<Duration>,
+}
+
+fn default_link_cooldown() -> Option<Duration> {
+    Some(minutes(10))
+}
+
+impl NoticePolicy {
+    fn preset() -> Self {
+        Self {
+            lock_warnings_per_day: 3,
+            link_cooldown: default_link_cooldown(),
+        }
+    }
 }
 
 mod durations_serde {
@@ -473,7 +508,7 @@ impl Policy {
             },
             hashing: HashParams::OWASP,
             stored_hash_bounds: None,
-            notices: NoticePolicy { max_per_day: 10 },
+            notices: NoticePolicy::preset(),
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
             devices: DevicePolicy::with_threshold(5),
@@ -550,7 +585,7 @@ impl Policy {
             },
             hashing: HashParams::OWASP,
             stored_hash_bounds: None,
-            notices: NoticePolicy { max_per_day: 10 },
+            notices: NoticePolicy::preset(),
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
             devices: DevicePolicy::with_threshold(3),
@@ -615,7 +650,7 @@ impl Policy {
             },
             hashing: HashParams::OWASP,
             stored_hash_bounds: None,
-            notices: NoticePolicy { max_per_day: 10 },
+            notices: NoticePolicy::preset(),
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
             devices: DevicePolicy::with_threshold(10),
@@ -852,8 +887,21 @@ impl Policy {
         if self.retention.audit.is_zero() {
             return Err(invalid("retention.audit", "must be positive"));
         }
-        if self.notices.max_per_day == 0 {
-            return Err(invalid("notices.max_per_day", "must be at least 1"));
+        if self.notices.lock_warnings_per_day == 0 {
+            return Err(invalid(
+                "notices.lock_warnings_per_day",
+                "must be at least 1",
+            ));
+        }
+        if self
+            .notices
+            .link_cooldown
+            .is_some_and(|c| c.is_zero() || c > Duration::from_secs(86_400))
+        {
+            return Err(invalid(
+                "notices.link_cooldown",
+                "between 1 second and 24 hours",
+            ));
         }
         let dv = &self.devices;
         if dv.lifetime.is_zero() || dv.lifetime > Duration::from_secs(365 * 86_400) {
@@ -946,8 +994,8 @@ impl Policy {
                 "at most 1000",
             ));
         }
-        if self.notices.max_per_day > MAX_PER_DAY {
-            return Err(invalid("notices.max_per_day", "at most 1000000"));
+        if self.notices.lock_warnings_per_day > MAX_PER_DAY {
+            return Err(invalid("notices.lock_warnings_per_day", "at most 1000000"));
         }
         if self.activation.code_attempts > MAX_CODE_ATTEMPTS {
             return Err(invalid(

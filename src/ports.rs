@@ -157,8 +157,9 @@ pub struct NewMessage {
     pub notice: Notice,
     /// Encrypted payload (link and code), empty for notices without a secret.
     pub sealed: Vec<u8>,
-    /// When the decision that queued it was made (the service's `now`); the message is due
-    /// from then on. Stores never read a clock of their own.
+    /// When the message is due: the service's `now` when the decision was made, or later for
+    /// a link queued for the end of its cooldown (`Notice::not_before`). Stores never read a
+    /// clock of their own.
     pub created_at: OffsetDateTime,
 }
 

@@ -694,6 +694,8 @@ fn login_with_an_upgraded_hash_replaces_it() {
 #[test]
 fn iess_unlock_link_works_at_2_59_not_at_3_00_and_newer_links_kill_older() {
     let mut w = World::new(Policy::iess());
+    // Without pacing every request replaces the link (pacing has its own test below).
+    w.policy.notices.link_cooldown = None;
     w.activated(T0);
     let d = w.fail_logins(3, T0 + Duration::minutes(1));
     assert_eq!(d.outcome, Outcome::Locked { until: None });
@@ -1236,50 +1238,70 @@ fn staff_reset_mail_moves_to_resetting_without_checks() {
     );
 }
 
+/// Links are paced, never capped: while a live link is in the member's inbox a new request
+/// sends nothing (a stranger cannot replace it); once it is dead, the next one goes out at
+/// once or, inside the cooldown, is queued for its end.
 #[test]
-fn link_mails_are_capped_per_day() {
-    let mut policy = Policy::iess();
-    policy.notices.max_per_day = 3;
-    let mut w = World::new(policy);
-    w.activated(T0); // 1: activation link
-    let d = w.fail_logins(3, T0); // 2: lock warning
+fn a_live_link_is_never_replaced_and_the_next_waits_for_the_cooldown() {
+    let mut w = World::new(Policy::iess()); // unlock link 3 min, cooldown 10 min
+    w.activated(T0);
+    let _ = w.fail_logins(3, T0);
+    let unlock = |w: &mut World, at| {
+        let (_, link) = w.token(TokenPurpose::Unlock);
+        let d = w
+            .apply(
+                &Command::RequestUnlock {
+                    link,
+                    human_verified: true,
+                },
+                at,
+            )
+            .unwrap();
+        (link, d)
+    };
+    let (a, d) = unlock(&mut w, T0);
     assert_eq!(d.notices().count(), 1);
-    let (_, a) = w.token(TokenPurpose::Unlock);
-    assert!(matches!(
-        w.apply(
-            &Command::RequestUnlock {
-                link: a,
-                human_verified: true
-            },
-            T0
-        )
-        .unwrap()
-        .outcome,
-        Outcome::UnlockLinkSent { .. }
-    ));
-    let (_, b) = w.token(TokenPurpose::Unlock);
-    let d = w
-        .apply(
-            &Command::RequestUnlock {
-                link: b,
-                human_verified: true,
-            },
-            T0,
-        )
-        .unwrap();
+    assert_eq!(
+        d.notices().next().unwrap().not_before,
+        None,
+        "mailed at once"
+    );
+    // A stranger asks again while `a` is live: nothing is sent, nothing is written.
+    let (_, d) = unlock(&mut w, T0 + Duration::minutes(1));
     assert_eq!(d.outcome, Outcome::Throttled);
-    assert_eq!(d.notices().count(), 0);
-    assert_eq!(audits(&d), vec![AuditKind::NoticeSuppressed]);
+    assert!(d.effects.is_empty());
+    assert!(
+        w.decide(&Command::Unlock { link: a }, T0 + Duration::minutes(2))
+            .is_ok()
+    );
+    // `a` died at 3:00; a request at 4:00 is queued for the end of the cooldown (10:00).
+    let (c, d) = unlock(&mut w, T0 + Duration::minutes(4));
+    let due = T0 + Duration::minutes(10);
+    let notice = d.notices().next().unwrap().clone();
+    assert_eq!(notice.not_before, Some(due));
+    assert_eq!(
+        notice.kind,
+        NoticeKind::UnlockLink {
+            expires_at: due + Duration::minutes(3)
+        }
+    );
+    // Queued but live: further requests add nothing.
+    let (_, d) = unlock(&mut w, T0 + Duration::minutes(11));
+    assert_eq!(d.outcome, Outcome::Throttled);
+    assert!(
+        w.decide(&Command::Unlock { link: c }, due + Duration::minutes(2))
+            .is_ok()
+    );
 }
 
 #[test]
 fn stranger_triggered_notices_stop_at_the_daily_cap_but_proven_actions_are_always_announced() {
     let mut policy = Policy::recommended(); // 10 failures lock for 1 minute
-    policy.notices.max_per_day = 2;
+    policy.notices.lock_warnings_per_day = 1;
     let mut w = World::new(policy);
-    w.activated(T0); // 1: activation link
+    w.activated(T0);
     let mut now = T0 + Duration::minutes(1);
-    // 2: the first lock warning goes out.
+    // The first lock warning goes out.
     let d = w.fail_logins(10, now);
     assert_eq!(d.notices().count(), 1);
     // A stranger keeps locking the account: further warnings are suppressed and audited.

@@ -228,10 +228,10 @@ fn absurd_counts_are_refused_naming_the_field() {
             |p| p.registration.max_per_day = 1_000_001,
         ),
         (
-            "notices.max_per_day",
+            "notices.lock_warnings_per_day",
             Policy::iess,
-            |p| p.notices.max_per_day = 1_000_000,
-            |p| p.notices.max_per_day = u32::MAX,
+            |p| p.notices.lock_warnings_per_day = 1_000_000,
+            |p| p.notices.lock_warnings_per_day = u32::MAX,
         ),
         (
             "activation.code_attempts",

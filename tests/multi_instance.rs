@@ -104,7 +104,7 @@ async fn two_instances_keep_counters_exact() {
 
     let mut policy = Policy::recommended(); // 10 failures, progressive lock, unlock link
     policy.hashing = HashParams::danger_insecure_for_tests();
-    policy.notices.max_per_day = 1_000_000;
+    policy.notices.lock_warnings_per_day = 1_000_000;
     let mut rng = StdRng::seed_from_u64(7);
     let digest_key = DigestKey::from_bytes(&[7u8; 32]).unwrap();
     let seal_key = SealKey::generate(&mut rng);

@@ -51,7 +51,9 @@ trait Preset: Clone + std::fmt::Debug + 'static {
         p.hashing = HashParams::danger_insecure_for_tests();
         p.registration.resend_cooldown = Duration::ZERO;
         p.registration.max_per_day = 1_000_000;
-        p.notices.max_per_day = 1_000_000;
+        p.notices.lock_warnings_per_day = 1_000_000;
+        // The model mails every link at once (pacing has its own tests).
+        p.notices.link_cooldown = None;
         // The model changes the email at once (confirmation has its own flow tests).
         p.staff.confirm_email_change = false;
         p

@@ -19,12 +19,21 @@ pub struct Notice {
     pub locale: Locale,
     /// What it says.
     pub kind: NoticeKind,
+    /// Not to be sent before this instant (a link queued for the end of its cooldown);
+    /// `None`: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<OffsetDateTime>,
 }
 
 impl Notice {
     /// A notice (for adapters and tests; the core builds its own).
     pub fn new(to: Email, locale: Locale, kind: NoticeKind) -> Self {
-        Self { to, locale, kind }
+        Self {
+            to,
+            locale,
+            kind,
+            not_before: None,
+        }
     }
 }
 
@@ -243,7 +252,7 @@ pub enum AuditKind {
     EmailChangeRequested,
     /// A staff email change was not confirmed in time and was dropped.
     EmailChangeExpired,
-    /// A link-bearing notice was not sent because the daily cap was reached.
+    /// A lock warning was not sent because the day's warnings were spent.
     NoticeSuppressed,
     /// The outbox gave up on a notice (permanent failure or attempts exhausted).
     NoticeDeadLettered {

@@ -190,11 +190,34 @@ impl Machine<'_> {
     }
 
     fn notify(&mut self, to: &crate::identity::Email, kind: NoticeKind) {
+        self.notify_at(to, kind, self.now);
+    }
+
+    /// A notice due at `at` (later than now for a link queued for the end of its cooldown).
+    fn notify_at(&mut self, to: &crate::identity::Email, kind: NoticeKind, at: OffsetDateTime) {
         self.effects.push(Effect::Notify(Notice {
             to: to.clone(),
             locale: self.rec.locale,
             kind,
+            not_before: (at > self.now).then_some(at),
         }));
+    }
+
+    /// When the next link of one kind may be mailed to the registered address, given when the
+    /// previous one was (`last`) and whether one is still live: `None` when a live one is
+    /// already there (send nothing); otherwise now, or the end of the cooldown
+    /// (`notices.link_cooldown`).
+    fn link_due(&self, last: Option<OffsetDateTime>, live: bool) -> Option<OffsetDateTime> {
+        let Some(cooldown) = self.policy.notices.link_cooldown else {
+            return Some(self.now);
+        };
+        if live {
+            return None;
+        }
+        Some(match last {
+            Some(l) if self.now < lockout::after(l, cooldown) => lockout::after(l, cooldown),
+            _ => self.now,
+        })
     }
 
     fn token(&self, digest: &Digest, ttl: std::time::Duration) -> IssuedToken {
@@ -205,11 +228,11 @@ impl Machine<'_> {
         }
     }
 
-    /// Whether another stranger-triggerable notice may go out today (`notices.max_per_day`);
+    /// Whether another lock warning may go out today (`notices.lock_warnings_per_day`);
     /// counts it when it may, audits `NoticeSuppressed` when it may not.
-    fn take_notice_quota(&mut self) -> bool {
+    fn take_lock_warning_quota(&mut self) -> bool {
         let day = local_day(self.now);
-        if self.rec.notices_sent.on(day) >= self.policy.notices.max_per_day {
+        if self.rec.notices_sent.on(day) >= self.policy.notices.lock_warnings_per_day {
             self.audit(AuditKind::NoticeSuppressed);
             return false;
         }
@@ -412,7 +435,7 @@ impl Machine<'_> {
         if let Some(p) = self.rec.state.profile().cloned() {
             // Strangers can trigger lock warnings (wrong passwords), so they count against
             // the daily cap; a staff suspension is always announced.
-            if reason == LockReason::Staff || self.take_notice_quota() {
+            if reason == LockReason::Staff || self.take_lock_warning_quota() {
                 self.notify(&p.contact.email, NoticeKind::Locked { reason, until });
             }
         }
@@ -493,8 +516,7 @@ impl Machine<'_> {
             .rec
             .last_registration_at
             .is_some_and(|t| self.now < lockout::after(t, reg.resend_cooldown));
-        if cooling || self.rec.registrations.on(day) >= reg.max_per_day || !self.take_notice_quota()
-        {
+        if cooling || self.rec.registrations.on(day) >= reg.max_per_day {
             self.audit(AuditKind::RegistrationThrottled);
             return Ok(Outcome::Throttled);
         }
@@ -815,10 +837,19 @@ impl Machine<'_> {
         let Some(email) = self.rec.state.profile().map(|p| p.contact.email.clone()) else {
             return Ok(Outcome::NotLocked);
         };
-        if !self.take_notice_quota() {
+        // A live link is already in the member's inbox: send nothing (a stranger cannot
+        // replace it with one the member never sees). Otherwise mail now, or queue it for the
+        // end of the cooldown.
+        let live = lock.unlock_link.is_some_and(|t| t.is_live(self.now));
+        let Some(due) = self.link_due(self.rec.unlock_link_at, live) else {
             return Ok(Outcome::Throttled);
-        }
-        let token = self.token(link, ttl);
+        };
+        let token = IssuedToken {
+            digest: *link,
+            issued_at: self.now,
+            expires_at: lockout::after(due, ttl),
+        };
+        self.rec.unlock_link_at = Some(due);
         if let AccountState::Locked { lock, .. }
         | AccountState::Resetting {
             return_to: Standing::Locked { lock },
@@ -828,11 +859,12 @@ impl Machine<'_> {
             lock.unlock_link = Some(token);
         }
         self.audit(AuditKind::UnlockRequested);
-        self.notify(
+        self.notify_at(
             &email,
             NoticeKind::UnlockLink {
                 expires_at: token.expires_at,
             },
+            due,
         );
         Ok(Outcome::UnlockLinkSent {
             expires_at: token.expires_at,
@@ -963,18 +995,42 @@ impl Machine<'_> {
         &mut self,
         link: &Digest,
         new_email: Option<&crate::identity::Email>,
-        quota: bool,
+        paced: bool,
     ) -> Result<Outcome, Denied> {
-        if quota && !self.take_notice_quota() {
-            return Ok(Outcome::Throttled);
-        }
-        let token = self.token(link, self.policy.recovery.reset_ttl);
-        let (profile, return_to) = self.take_standing()?;
         // A replacement address only receives the reset link: the account's email changes
         // when the reset completes (so knowing the answers alone never redirects the mail).
         let new_email = new_email
-            .filter(|new| !profile.contact.email.matches(new))
+            .filter(|new| {
+                self.rec
+                    .state
+                    .profile()
+                    .is_some_and(|p| !p.contact.email.matches(new))
+            })
             .cloned();
+        // Links to the registered address requested by anyone (not staff) are paced: while a
+        // live one is in the member's inbox a new request sends nothing, otherwise the link
+        // goes now or at the end of the cooldown.
+        let due = if paced && new_email.is_none() {
+            let live = matches!(
+                &self.rec.state,
+                AccountState::Resetting { reset, new_email: None, .. } if reset.is_live(self.now)
+            );
+            match self.link_due(self.rec.reset_link_at, live) {
+                Some(due) => due,
+                None => return Ok(Outcome::Throttled),
+            }
+        } else {
+            self.now
+        };
+        let token = IssuedToken {
+            digest: *link,
+            issued_at: self.now,
+            expires_at: lockout::after(due, self.policy.recovery.reset_ttl),
+        };
+        let (profile, return_to) = self.take_standing()?;
+        if new_email.is_none() {
+            self.rec.reset_link_at = Some(due);
+        }
         let to = new_email
             .clone()
             .unwrap_or_else(|| profile.contact.email.clone());
@@ -985,11 +1041,12 @@ impl Machine<'_> {
             new_email,
         };
         self.audit(AuditKind::RecoveryStarted);
-        self.notify(
+        self.notify_at(
             &to,
             NoticeKind::ResetLink {
                 expires_at: token.expires_at,
             },
+            due,
         );
         Ok(Outcome::ResetLinkSent {
             expires_at: token.expires_at,

@@ -313,7 +313,7 @@ pub struct AccountRecord {
     pub lockouts: u32,
     /// Failed identity checks (registration proofs, recovery) since the last reset.
     pub check_failures: u32,
-    /// Notices sent today that count against `Policy.notices.max_per_day`.
+    /// Lock warnings sent today (`Policy.notices.lock_warnings_per_day`).
     pub notices_sent: DailyCount,
     /// Registrations accepted today.
     pub registrations: DailyCount,
@@ -331,6 +331,12 @@ pub struct AccountRecord {
     /// Clients trusted after a successful login (OWASP device cookies), oldest first.
     #[serde(default)]
     pub devices: Vec<TrustedDevice>,
+    /// When the latest unlock link to the registered address was (or is queued to be) mailed.
+    #[serde(default)]
+    pub unlock_link_at: Option<OffsetDateTime>,
+    /// When the latest reset link to the registered address was (or is queued to be) mailed.
+    #[serde(default)]
+    pub reset_link_at: Option<OffsetDateTime>,
 }
 
 /// A client that logged in successfully and keeps a device token (in a cookie): its logins
@@ -364,6 +370,8 @@ impl AccountRecord {
             pending_email: None,
             registration_warnings: DailyCount::default(),
             devices: Vec::new(),
+            unlock_link_at: None,
+            reset_link_at: None,
         }
     }
 

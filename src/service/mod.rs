@@ -783,12 +783,13 @@ impl AccountService {
                         (Some(_), Some(s)) => self.seal(s, &key),
                         _ => Vec::new(),
                     };
+                    // A link queued for the end of its cooldown is due then.
                     outbox.push(NewMessage::new(
                         key,
                         member.clone(),
                         notice.clone(),
                         sealed,
-                        now,
+                        notice.not_before.unwrap_or(now),
                     ));
                 }
                 Effect::Audit(a) => audit.push(a.clone()),
