@@ -54,7 +54,8 @@ use crate::crypto::{
 use crate::identity::{Email, MemberId, check_digit};
 use crate::policy::{Policy, Proof};
 use crate::ports::{
-    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus, StoreError,
+    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus,
+    SourceThrottle, StoreError,
 };
 use crate::seal::{LinkSecrets, SealKey};
 
@@ -94,7 +95,7 @@ use crate::seal::{LinkSecrets, SealKey};
 #[async_trait]
 pub trait Backend: Send + Sync {
     /// The store under test: account records, outbox, audit log and member directory.
-    type Store: AccountStore + MemberDirectory + 'static;
+    type Store: AccountStore + MemberDirectory + SourceThrottle + 'static;
 
     /// A fresh, empty store.
     async fn fresh(&self) -> Self::Store;
@@ -124,6 +125,7 @@ pub async fn run_all<B: Backend>(backend: &B) {
     check_retention_purge(&backend.fresh().await).await;
     check_directory(&backend.fresh().await).await;
     check_enroll_many(&backend.fresh().await).await;
+    check_source_throttle(Arc::new(backend.fresh().await)).await;
     let store = backend.fresh().await;
     check_no_secret_in_clear(backend, &store).await;
 }
@@ -703,6 +705,53 @@ pub async fn check_atomic_commit<S: AccountStore>(store: &S) {
         ["m3", "m4"],
         "{W}: messages of the retried commit"
     );
+}
+
+/// Per-source failure counts start at zero, are kept per `(source, window)`, never lose an
+/// increment among 50 concurrent ones, and `purge_sources` deletes exactly the windows that
+/// started before its argument.
+pub async fn check_source_throttle<S: SourceThrottle + 'static>(store: Arc<S>) {
+    const W: &str = "check_source_throttle";
+    let (a, b) = (digest(0xA1), digest(0xB2));
+    let (w1, w2) = (T0, T0 + Duration::minutes(15));
+    assert_eq!(
+        ok(store.source_failures(&a, w1).await, W),
+        0,
+        "{W}: starts at 0"
+    );
+    assert_eq!(ok(store.add_source_failure(&a, w1).await, W), 1);
+    assert_eq!(ok(store.add_source_failure(&a, w1).await, W), 2);
+    assert_eq!(
+        ok(store.add_source_failure(&b, w1).await, W),
+        1,
+        "{W}: per source"
+    );
+    assert_eq!(
+        ok(store.add_source_failure(&a, w2).await, W),
+        1,
+        "{W}: per window"
+    );
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.add_source_failure(&a, w2).await })
+        })
+        .collect();
+    for t in tasks {
+        ok(ok(t.await, W), W);
+    }
+    assert_eq!(
+        ok(store.source_failures(&a, w2).await, W),
+        51,
+        "{W}: no lost increment"
+    );
+    assert_eq!(
+        ok(store.purge_sources(w2).await, W),
+        2,
+        "{W}: purged windows"
+    );
+    assert_eq!(ok(store.source_failures(&a, w1).await, W), 0);
+    assert_eq!(ok(store.source_failures(&a, w2).await, W), 51, "{W}: kept");
 }
 
 /// Of 100 concurrent commits on one version exactly one wins and 99 get

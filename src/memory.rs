@@ -18,7 +18,7 @@ use crate::crypto::{Digest, TokenPurpose};
 use crate::identity::MemberId;
 use crate::ports::{
     AccountStore, Mail, MailError, Mailer, MemberDirectory, MemberFacts, NewMessage, OutboxMessage,
-    OutboxStatus, StoreError,
+    OutboxStatus, SourceThrottle, StoreError,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -29,6 +29,39 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 // MemoryStore
 // ---------------------------------------------------------------------------------------------
 
+#[async_trait]
+impl SourceThrottle for MemoryStore {
+    async fn source_failures(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        Ok(lock(&self.inner)
+            .sources
+            .get(&(*source, window))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn add_source_failure(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        let mut inner = lock(&self.inner);
+        let n = inner.sources.entry((*source, window)).or_insert(0);
+        *n = n.saturating_add(1);
+        Ok(*n)
+    }
+
+    async fn purge_sources(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = lock(&self.inner);
+        let n = inner.sources.len();
+        inner.sources.retain(|(_, w), _| *w >= before);
+        Ok(u64::try_from(n.saturating_sub(inner.sources.len())).unwrap_or(u64::MAX))
+    }
+}
+
 #[derive(Debug, Default)]
 struct StoreInner {
     records: HashMap<MemberId, AccountRecord>,
@@ -37,6 +70,7 @@ struct StoreInner {
     keys: HashSet<String>,
     audit: HashMap<MemberId, Vec<AuditEvent>>,
     next_id: u64,
+    sources: HashMap<(Digest, OffsetDateTime), u32>,
 }
 
 impl StoreInner {

@@ -88,6 +88,35 @@ pub struct Policy {
     /// Trusted devices (OWASP device cookies).
     #[serde(default)]
     pub devices: DevicePolicy,
+    /// Per-source throttling (password spraying across many IDs).
+    #[serde(default)]
+    pub sources: SourcePolicy,
+}
+
+/// Per-source throttling: failures (wrong logins, failed registration or recovery checks,
+/// unlock requests that send nothing) from one client source, across every ID, are counted in
+/// fixed windows; once a source reaches `threshold` in a window its calls are refused with
+/// [`ServiceError::Throttled`](crate::service::ServiceError::Throttled) (HTTP 429) until the
+/// window ends. Needs a source (`AccountService::for_source`) and a store
+/// (`ServiceBuilder::throttle`); otherwise nothing is counted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SourcePolicy {
+    /// Length of a counting window (default 15 minutes).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Failures per source and window before its calls are refused (default 50).
+    pub threshold: u32,
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        Self {
+            window: minutes(15),
+            threshold: 50,
+        }
+    }
 }
 
 /// Trusted devices (OWASP "device cookies"): after a successful login the service hands the
@@ -512,6 +541,7 @@ impl Policy {
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
             devices: DevicePolicy::with_threshold(5),
+            sources: SourcePolicy::default(),
         }
     }
 
@@ -589,6 +619,7 @@ impl Policy {
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
             devices: DevicePolicy::with_threshold(3),
+            sources: SourcePolicy::default(),
         }
     }
 
@@ -654,6 +685,7 @@ impl Policy {
             retention: RetentionPolicy::default(),
             staff: StaffPolicy::default(),
             devices: DevicePolicy::with_threshold(10),
+            sources: SourcePolicy::default(),
         }
     }
 
@@ -902,6 +934,13 @@ impl Policy {
                 "notices.link_cooldown",
                 "between 1 second and 24 hours",
             ));
+        }
+        let sp = &self.sources;
+        if sp.window.is_zero() || sp.window > Duration::from_secs(86_400) {
+            return Err(invalid("sources.window", "between 1 second and 24 hours"));
+        }
+        if sp.threshold == 0 || sp.threshold > 1_000_000 {
+            return Err(invalid("sources.threshold", "between 1 and 1000000"));
         }
         let dv = &self.devices;
         if dv.lifetime.is_zero() || dv.lifetime > Duration::from_secs(365 * 86_400) {

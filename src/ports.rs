@@ -398,6 +398,35 @@ impl MemberFacts {
     }
 }
 
+/// Failures per client source (address or network, as the host sees it), counted in fixed
+/// windows and shared by every instance on the same store, so that one source spraying
+/// guesses across many IDs is stopped (password spraying, registration and recovery
+/// guessing). Sources are stored only as keyed pseudonyms.
+///
+/// Rules every implementation keeps (checked by the conformance suite): counts start at 0,
+/// are kept per `(source, window)`, never lose an increment under concurrency, and
+/// `purge_sources` deletes exactly the windows that started before its argument.
+#[async_trait]
+pub trait SourceThrottle: Send + Sync {
+    /// Failures counted for `source` in the window that starts at `window`.
+    async fn source_failures(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError>;
+
+    /// Counts one more failure for `source` in the window that starts at `window`; returns
+    /// the new count.
+    async fn add_source_failure(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError>;
+
+    /// Deletes the counts of windows that started before `before`; returns how many.
+    async fn purge_sources(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
 /// The institution's member registry.
 #[async_trait]
 pub trait MemberDirectory: Send + Sync {

@@ -56,7 +56,8 @@ use crate::core::{AccountRecord, AccountState, AuditEvent};
 use crate::crypto::{Digest, TokenPurpose};
 use crate::identity::{MemberId, redact_personal_data};
 use crate::ports::{
-    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus, StoreError,
+    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus,
+    SourceThrottle, StoreError,
 };
 
 /// Rows per statement in [`MemberDirectory::enroll_many`] (all in one transaction).
@@ -942,6 +943,58 @@ impl AccountStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(|e| unavailable("purge audit", e))?;
+        Ok(done.rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SourceThrottle
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl SourceThrottle for PostgresStore {
+    async fn source_failures(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        let n: Option<i32> = sqlx::query_scalar(
+            "SELECT failures FROM source_failures WHERE source = $1 AND window_start = $2",
+        )
+        .bind(source.to_hex())
+        .bind(micros(window)?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| unavailable("source failures", e))?;
+        Ok(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn add_source_failure(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        // One atomic upsert: concurrent instances never lose an increment.
+        let n: i32 = sqlx::query_scalar(
+            "INSERT INTO source_failures (source, window_start, failures) VALUES ($1, $2, 1) \
+             ON CONFLICT (source, window_start) \
+             DO UPDATE SET failures = LEAST(source_failures.failures, 2147483646) + 1 \
+             RETURNING failures",
+        )
+        .bind(source.to_hex())
+        .bind(micros(window)?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| unavailable("add source failure", e))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn purge_sources(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM source_failures WHERE window_start < $1")
+            .bind(micros(before)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unavailable("purge sources", e))?;
         Ok(done.rows_affected())
     }
 }

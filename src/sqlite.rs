@@ -91,7 +91,8 @@ use crate::core::{AccountRecord, AccountState, AuditEvent};
 use crate::crypto::{Digest, TokenPurpose};
 use crate::identity::MemberId;
 use crate::ports::{
-    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus, StoreError,
+    AccountStore, MemberDirectory, MemberFacts, NewMessage, OutboxMessage, OutboxStatus,
+    SourceThrottle, StoreError,
 };
 
 /// The embedded migrations of `migrations/sqlite`.
@@ -843,6 +844,57 @@ impl AccountStore for SqliteStore {
 
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM audit WHERE at < ?")
+            .bind(micros(before)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SourceThrottle
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl SourceThrottle for SqliteStore {
+    async fn source_failures(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT failures FROM source_failures WHERE source = ? AND window_start = ?",
+        )
+        .bind(source.to_hex())
+        .bind(micros(window)?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn add_source_failure(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        // One statement: atomic, and serialised by SQLite's write lock.
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO source_failures (source, window_start, failures) VALUES (?, ?, 1) \
+             ON CONFLICT (source, window_start) DO UPDATE SET failures = MIN(failures, 2147483646) + 1 \
+             RETURNING failures",
+        )
+        .bind(source.to_hex())
+        .bind(micros(window)?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn purge_sources(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM source_failures WHERE window_start < ?")
             .bind(micros(before)?)
             .execute(&self.pool)
             .await

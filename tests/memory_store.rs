@@ -142,6 +142,29 @@ mod conformance {
     }
 
     #[async_trait]
+    impl afiliado::ports::SourceThrottle for Memory {
+        async fn source_failures(
+            &self,
+            source: &afiliado::crypto::Digest,
+            window: OffsetDateTime,
+        ) -> Result<u32, StoreError> {
+            self.store.source_failures(source, window).await
+        }
+
+        async fn add_source_failure(
+            &self,
+            source: &afiliado::crypto::Digest,
+            window: OffsetDateTime,
+        ) -> Result<u32, StoreError> {
+            self.store.add_source_failure(source, window).await
+        }
+
+        async fn purge_sources(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+            self.store.purge_sources(before).await
+        }
+    }
+
+    #[async_trait]
     impl MemberDirectory for Memory {
         async fn find(&self, member: &MemberId) -> Result<Option<MemberFacts>, StoreError> {
             self.dir.find(member).await

@@ -85,6 +85,13 @@ pub enum ServiceError {
         /// [`PasswordHasher::params`] of the hasher given to the builder.
         hasher: HashParams,
     },
+    /// Too many failures from this client source (`policy.sources`): refused until
+    /// `retry_after` (HTTP 429 with `Retry-After`).
+    #[error("too many failed attempts from this source; retry after {retry_after}")]
+    Throttled {
+        /// When the source's window ends.
+        retry_after: OffsetDateTime,
+    },
     /// A blocking task was lost (runtime shutting down).
     #[error("internal: {0}")]
     Internal(&'static str),
@@ -360,6 +367,7 @@ pub struct ServiceBuilder {
     human: Option<Arc<dyn HumanCheck>>,
     clock: Option<Arc<dyn Clock>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
+    throttle: Option<Arc<dyn crate::ports::SourceThrottle>>,
     pool: Option<HashPool>,
     max_retries: u32,
 }
@@ -372,6 +380,11 @@ impl std::fmt::Debug for dyn AccountStore {
 impl std::fmt::Debug for dyn MemberDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MemberDirectory")
+    }
+}
+impl std::fmt::Debug for dyn crate::ports::SourceThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceThrottle")
     }
 }
 impl std::fmt::Debug for dyn HumanCheck {
@@ -406,6 +419,13 @@ impl ServiceBuilder {
     /// [`build`](Self::build) fails with [`ServiceError::HasherMismatch`].
     pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
         self.hasher = Some(hasher);
+        self
+    }
+    /// Sets where per-source failures are counted (usually the store itself, so every
+    /// instance on one database shares the counts). Without it `policy.sources` is not
+    /// enforced.
+    pub fn throttle(mut self, throttle: Arc<dyn crate::ports::SourceThrottle>) -> Self {
+        self.throttle = Some(throttle);
         self
     }
     /// Sets the hashing pool (default: one worker per core).
@@ -504,7 +524,9 @@ impl ServiceBuilder {
                 pool: self.pool.unwrap_or_default(),
                 max_retries: self.max_retries,
                 account_locks: AccountLocks::new(),
+                throttle: self.throttle,
             }),
+            source: None,
         })
     }
 }
@@ -513,6 +535,8 @@ impl ServiceBuilder {
 #[derive(Clone, Debug)]
 pub struct AccountService {
     inner: Arc<Inner>,
+    /// Keyed pseudonym of the client source this handle speaks for (`for_source`).
+    source: Option<Digest>,
 }
 
 #[derive(Debug)]
@@ -531,6 +555,7 @@ struct Inner {
     max_retries: u32,
     /// Serialises load → decide → commit per account inside this instance.
     account_locks: AccountLocks,
+    throttle: Option<Arc<dyn crate::ports::SourceThrottle>>,
 }
 
 /// What one verification found.
@@ -597,6 +622,7 @@ impl AccountService {
             human: None,
             clock: None,
             hasher: None,
+            throttle: None,
             pool: None,
             max_retries: 8,
         }
@@ -1081,10 +1107,81 @@ impl AccountService {
 
     // ---- flows -----------------------------------------------------------------------
 
+    /// This service speaking for one client source (its address or network, as the host sees
+    /// it): failures through the returned handle are counted per source, across every ID,
+    /// and once `policy.sources.threshold` is reached in a window the calls answer
+    /// [`ServiceError::Throttled`] until the window ends (needs a store given to
+    /// [`ServiceBuilder::throttle`]). The source is kept only as a keyed pseudonym. Cheap:
+    /// make one per request.
+    pub fn for_source(&self, source: &str) -> AccountService {
+        AccountService {
+            inner: Arc::clone(&self.inner),
+            source: Some(self.inner.digest_key.pseudonym("source", &[source])),
+        }
+    }
+
+    /// The source's pseudonym and the window containing `now` (start, end), when throttling
+    /// applies to this handle.
+    fn source_window(
+        &self,
+        now: OffsetDateTime,
+    ) -> Option<(Digest, OffsetDateTime, OffsetDateTime)> {
+        let source = self.source?;
+        self.inner.throttle.as_ref()?;
+        let w = i64::try_from(self.inner.policy.sources.window.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let start = now.unix_timestamp().checked_div_euclid(w)?.checked_mul(w)?;
+        let start = OffsetDateTime::from_unix_timestamp(start).ok()?;
+        let end = start.checked_add(time::Duration::seconds(w))?;
+        Some((source, start, end))
+    }
+
+    /// Refuses the call when this handle's source spent its failures for the window.
+    async fn check_source(&self, now: OffsetDateTime) -> Result<(), ServiceError> {
+        let (Some((source, start, end)), Some(throttle)) =
+            (self.source_window(now), &self.inner.throttle)
+        else {
+            return Ok(());
+        };
+        if throttle.source_failures(&source, start).await? >= self.inner.policy.sources.threshold {
+            return Err(ServiceError::Throttled { retry_after: end });
+        }
+        Ok(())
+    }
+
+    /// Counts one failure for this handle's source.
+    async fn source_failed(&self, now: OffsetDateTime) -> Result<(), ServiceError> {
+        if let (Some((source, start, _)), Some(throttle)) =
+            (self.source_window(now), &self.inner.throttle)
+        {
+            throttle.add_source_failure(&source, start).await?;
+        }
+        Ok(())
+    }
+
     /// Registration: validates the form, checks the registry proofs, and queues the
-    /// activation mail (link, and code when the policy uses one).
+    /// activation mail (link, and code when the policy uses one). Refused with
+    /// [`ServiceError::Throttled`] when the handle's source spent its failures
+    /// ([`for_source`](Self::for_source)); failed checks and malformed answers count.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterOutcome, ServiceError> {
         let now = self.inner.clock.now();
+        self.check_source(now).await?;
+        let result = self.register_core(req, now).await;
+        if matches!(
+            result,
+            Ok(RegisterOutcome::ChecksFailed) | Err(ServiceError::InvalidInput { .. })
+        ) {
+            self.source_failed(now).await?;
+        }
+        result
+    }
+
+    async fn register_core(
+        &self,
+        req: RegisterRequest,
+        now: OffsetDateTime,
+    ) -> Result<RegisterOutcome, ServiceError> {
         let policy = &self.inner.policy;
         let member = self.parse_member(&req.member_id)?;
         let email: Email = req.email.parse().map_err(|e| invalid("email", e))?;
@@ -1348,11 +1445,29 @@ impl AccountService {
         device_token: Option<&str>,
         trust_new_device: bool,
     ) -> Result<DeviceLogin, ServiceError> {
+        let now = self.inner.clock.now();
+        self.check_source(now).await?;
+        let answer = self
+            .login_core(member_id, password, device_token, trust_new_device, now)
+            .await?;
+        if !matches!(answer.outcome, LoginOutcome::Success { .. }) {
+            self.source_failed(now).await?;
+        }
+        Ok(answer)
+    }
+
+    async fn login_core(
+        &self,
+        member_id: &str,
+        password: Password,
+        device_token: Option<&str>,
+        trust_new_device: bool,
+        now: OffsetDateTime,
+    ) -> Result<DeviceLogin, ServiceError> {
         let plain = |outcome| DeviceLogin {
             outcome,
             device_token: None,
         };
-        let now = self.inner.clock.now();
         let policy = &self.inner.policy;
         // Longer than any password the policy accepts: refused before hashing.
         if policy.password.exceeds_max_length(&password) {
@@ -1497,6 +1612,7 @@ impl AccountService {
         human_response: Option<&str>,
     ) -> Result<(), ServiceError> {
         let now = self.inner.clock.now();
+        self.check_source(now).await?;
         let member = self.parse_member(member_id)?;
         let human = self
             .human_verified(self.inner.policy.unlock.human_check, human_response)
@@ -1507,10 +1623,17 @@ impl AccountService {
             link,
             human_verified: human || !self.inner.policy.unlock.human_check,
         };
-        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
-            Ok(_) | Err(Denied::NotApplicable { .. }) => Ok(()),
-            Err(d) => Err(d.into()),
+        let sent = match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+            Ok(a) => matches!(a.decision.outcome, Outcome::UnlockLinkSent { .. }),
+            Err(Denied::NotApplicable { .. }) => false,
+            Err(d) => return Err(d.into()),
+        };
+        // A request that sends nothing (unknown ID, not locked, a live link already out)
+        // counts against the source.
+        if !sent {
+            self.source_failed(now).await?;
         }
+        Ok(())
     }
 
     /// Follows an unlock link.
@@ -1525,12 +1648,29 @@ impl AccountService {
     }
 
     /// Password recovery: the policy's identity checks, then a reset link to the registered
-    /// (or, where allowed, the replacement) email.
+    /// (or, where allowed, the replacement) email. Refused with [`ServiceError::Throttled`]
+    /// when the handle's source spent its failures; failed checks and malformed answers count.
     pub async fn start_recovery(
         &self,
         req: RecoveryRequest,
     ) -> Result<RecoveryOutcome, ServiceError> {
         let now = self.inner.clock.now();
+        self.check_source(now).await?;
+        let result = self.start_recovery_core(req, now).await;
+        if matches!(
+            result,
+            Ok(RecoveryOutcome::ChecksFailed) | Err(ServiceError::InvalidInput { .. })
+        ) {
+            self.source_failed(now).await?;
+        }
+        result
+    }
+
+    async fn start_recovery_core(
+        &self,
+        req: RecoveryRequest,
+        now: OffsetDateTime,
+    ) -> Result<RecoveryOutcome, ServiceError> {
         let policy = &self.inner.policy;
         let member = self.parse_member(&req.member_id)?;
         let claimed = parse_opt::<Email>(req.email.as_deref(), "email")?;
