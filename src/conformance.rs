@@ -294,6 +294,11 @@ fn resetting(reset: u8, unlock: u8) -> AccountRecord {
     };
     r.unlock_link_at = Some(T0 + Duration::microseconds(11));
     r.reset_link_at = Some(T0 + Duration::minutes(10));
+    r.spare_unlock_link = Some(issued(
+        digest(unlock.wrapping_add(50)),
+        T0,
+        Duration::minutes(15),
+    ));
     // A staff email change waiting for confirmation: a third live digest.
     r.pending_email = Some(PendingEmailChange {
         email: email("ana.confirmar@example.ec"),

@@ -171,7 +171,7 @@ impl Run {
     }
 }
 
-fn check(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn check(policy: Policy, ops: Vec<Op>, after: Vec<Op>) -> Result<(), TestCaseError> {
     let mut policy = policy;
     policy.hashing = HashParams::danger_insecure_for_tests();
     let cooldown = Duration::try_from(policy.notices.link_cooldown.unwrap()).unwrap();
@@ -237,6 +237,47 @@ fn check(policy: Policy, ops: Vec<Op>) -> Result<(), TestCaseError> {
         live.expires_at > due.max(asked_at),
         "the link is live when it arrives"
     );
+
+    // The stranger goes on until the link arrives; then the newest link of that kind in the
+    // inbox still works (or, for unlock, the lock has gone anyway).
+    let arrival = due.max(asked_at);
+    for op in &after {
+        match op {
+            Op::Advance(s) => run.now = (run.now + Duration::seconds(*s)).min(arrival),
+            other => run.stranger(other),
+        }
+    }
+    run.now = arrival;
+    let (settled, _) = afiliado::core::settle(&run.record, run.now, &run.policy);
+    if unlock {
+        if let Some(lock) = settled.state.lock() {
+            let link = lock
+                .unlock_link
+                .ok_or_else(|| TestCaseError::fail("the member's unlock link died"))?;
+            prop_assert!(link.is_live(arrival), "dead on arrival");
+            prop_assert!(
+                settled
+                    .unlock_link_at
+                    .is_some_and(|d| d <= asked_at + cooldown)
+            );
+        }
+    } else {
+        match &settled.state {
+            AccountState::Resetting {
+                reset,
+                new_email: None,
+                ..
+            } => {
+                prop_assert!(reset.is_live(arrival), "dead on arrival");
+                prop_assert!(
+                    settled
+                        .reset_link_at
+                        .is_some_and(|d| d <= asked_at + cooldown)
+                );
+            }
+            other => prop_assert!(false, "the member's reset link died: {other:?}"),
+        }
+    }
     Ok(())
 }
 
@@ -244,17 +285,26 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn isspol_member_always_gets_back_in(ops in proptest::collection::vec(op(), 0..120)) {
-        check(Policy::isspol(), ops)?;
+    fn isspol_member_always_gets_back_in(
+        ops in proptest::collection::vec(op(), 0..120),
+        after in proptest::collection::vec(op(), 0..40),
+    ) {
+        check(Policy::isspol(), ops, after)?;
     }
 
     #[test]
-    fn iess_member_always_gets_back_in(ops in proptest::collection::vec(op(), 0..120)) {
-        check(Policy::iess(), ops)?;
+    fn iess_member_always_gets_back_in(
+        ops in proptest::collection::vec(op(), 0..120),
+        after in proptest::collection::vec(op(), 0..40),
+    ) {
+        check(Policy::iess(), ops, after)?;
     }
 
     #[test]
-    fn recommended_member_always_gets_back_in(ops in proptest::collection::vec(op(), 0..120)) {
-        check(Policy::recommended(), ops)?;
+    fn recommended_member_always_gets_back_in(
+        ops in proptest::collection::vec(op(), 0..120),
+        after in proptest::collection::vec(op(), 0..40),
+    ) {
+        check(Policy::recommended(), ops, after)?;
     }
 }

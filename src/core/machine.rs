@@ -254,6 +254,7 @@ impl Machine<'_> {
                 ),
                 AccountState::Locked { profile, lock } if lockout::auto_unlock_due(&lock, now) => {
                     let at = lock.auto_unlock_at.unwrap_or(now);
+                    self.rec.spare_unlock_link = lock.unlock_link.or(self.rec.spare_unlock_link);
                     (
                         AccountState::Active {
                             profile,
@@ -278,6 +279,7 @@ impl Machine<'_> {
                     new_email,
                 } if lockout::auto_unlock_due(&lock, now) => {
                     let at = lock.auto_unlock_at.unwrap_or(now);
+                    self.rec.spare_unlock_link = lock.unlock_link.or(self.rec.spare_unlock_link);
                     (
                         AccountState::Resetting {
                             profile,
@@ -401,7 +403,21 @@ impl Machine<'_> {
             self.rec.pending_email = None;
             self.revoke_devices();
         }
-        let lock = lockout::new_lock(reason, self.rec.lockouts, self.now, self.policy);
+        let mut lock = lockout::new_lock(reason, self.rec.lockouts, self.now, self.policy);
+        // With paced links, an unlock link already in the member's inbox (or queued for it)
+        // stays good across a new lock: the lock it was mailed for, or one that lifted by
+        // itself in between. Otherwise a stranger re-locking the account would turn the
+        // member's link into a dead one and push the next to the end of another cooldown.
+        let spare = self.rec.spare_unlock_link.take();
+        if reason != LockReason::Staff && self.policy.notices.link_cooldown.is_some() {
+            lock.unlock_link = self
+                .rec
+                .state
+                .lock()
+                .and_then(|l| l.unlock_link)
+                .or(spare)
+                .filter(|t| t.is_live(self.now));
+        }
         let until = lock.auto_unlock_at;
         let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
         self.rec.state = match state {
@@ -916,6 +932,7 @@ impl Machine<'_> {
         };
         self.rec.lockouts = 0;
         self.rec.check_failures = 0;
+        self.rec.spare_unlock_link = None;
         if let Some(p) = self.rec.state.profile().cloned() {
             self.notify(&p.contact.email, NoticeKind::Unlocked);
         }
@@ -953,8 +970,12 @@ impl Machine<'_> {
     /// Takes an activated account apart into its profile and standing, killing every
     /// outstanding unlock or reset link. The caller puts a new state back. Accounts without a
     /// profile are left as they are and refused.
-    fn take_standing(&mut self) -> Result<(Profile, Standing), Denied> {
+    fn take_standing(&mut self, kill_unlock: bool) -> Result<(Profile, Standing), Denied> {
         let state = std::mem::replace(&mut self.rec.state, AccountState::Unregistered);
+        let keep = |link: Option<IssuedToken>| if kill_unlock { None } else { link };
+        if kill_unlock {
+            self.rec.spare_unlock_link = None;
+        }
         match state {
             AccountState::Active { profile, failures } => {
                 Ok((profile, Standing::Active { failures }))
@@ -963,7 +984,7 @@ impl Machine<'_> {
                 profile,
                 Standing::Locked {
                     lock: Lock {
-                        unlock_link: None,
+                        unlock_link: keep(lock.unlock_link),
                         ..lock
                     },
                 },
@@ -975,7 +996,7 @@ impl Machine<'_> {
                 match return_to {
                     Standing::Locked { lock } => Standing::Locked {
                         lock: Lock {
-                            unlock_link: None,
+                            unlock_link: keep(lock.unlock_link),
                             ..lock
                         },
                     },
@@ -1027,7 +1048,11 @@ impl Machine<'_> {
             issued_at: self.now,
             expires_at: lockout::after(due, self.policy.recovery.reset_ttl),
         };
-        let (profile, return_to) = self.take_standing()?;
+        // With paced links an unlock link in the member's inbox survives a new reset link (a
+        // stranger's recovery request must not kill it); without pacing every new link kills
+        // the outstanding ones, as before.
+        let paced_links = self.policy.notices.link_cooldown.is_some();
+        let (profile, return_to) = self.take_standing(!paced_links)?;
         if new_email.is_none() {
             self.rec.reset_link_at = Some(due);
         }
@@ -1117,6 +1142,7 @@ impl Machine<'_> {
         // The password changed: an outstanding staff email change dies with the other links,
         // and no device stays trusted.
         self.rec.pending_email = None;
+        self.rec.spare_unlock_link = None;
         self.audit(AuditKind::PasswordReset);
         self.revoke_devices();
         if let Some(old) = old_email {
@@ -1141,7 +1167,7 @@ impl Machine<'_> {
     /// Replaces the contact email now: every outstanding unlock, reset and email-change link
     /// dies, both addresses are told.
     fn replace_email(&mut self, email: &crate::identity::Email) -> Result<(), Denied> {
-        let (mut profile, standing) = self.take_standing()?;
+        let (mut profile, standing) = self.take_standing(true)?;
         let old = std::mem::replace(&mut profile.contact.email, email.clone());
         self.rec.state = from_standing(profile, standing);
         self.rec.pending_email = None;

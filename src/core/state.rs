@@ -337,6 +337,10 @@ pub struct AccountRecord {
     /// When the latest reset link to the registered address was (or is queued to be) mailed.
     #[serde(default)]
     pub reset_link_at: Option<OffsetDateTime>,
+    /// A live unlock link whose lock lifted by itself: a new lock picks it up again, so the
+    /// link the member holds keeps working.
+    #[serde(default)]
+    pub spare_unlock_link: Option<IssuedToken>,
 }
 
 /// A client that logged in successfully and keeps a device token (in a cookie): its logins
@@ -372,6 +376,7 @@ impl AccountRecord {
             devices: Vec::new(),
             unlock_link_at: None,
             reset_link_at: None,
+            spare_unlock_link: None,
         }
     }
 
