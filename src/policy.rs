@@ -132,8 +132,9 @@ pub struct DevicePolicy {
     /// How long a device stays trusted after its login (default 90 days).
     #[serde(with = "humantime_serde")]
     pub lifetime: Duration,
-    /// Wrong passwords from one device inside `lockout.window` after which it is no longer
-    /// trusted (and its logins count against the account like any other client's).
+    /// Wrong passwords from one device since its last successful login after which it is no
+    /// longer trusted (and its logins count against the account like any other client's).
+    /// There is no window: a stolen device token buys this many guesses in all.
     pub threshold: u32,
     /// Most devices kept per account; the oldest is forgotten first (default 10).
     pub max_per_account: u32,

@@ -244,3 +244,20 @@ async fn plain_login_trusts_no_device() {
         Harness::success(ana.id)
     );
 }
+
+/// A stolen device token buys `devices.threshold` guesses in all, not that many per window
+/// forever: the device's failures only reset on its own successful login.
+#[tokio::test]
+async fn a_stolen_device_token_buys_a_few_guesses_in_all() {
+    let ana = ana();
+    let h = Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, "Quinde7Lago").await;
+    let cookie = trusted_browser(&h, ana.id, "Quinde7Lago").await;
+    let threshold = h.policy().devices.threshold;
+    for _ in 1..threshold {
+        login_with(&h, ana.id, "Quinde7Lagx", Some(&cookie)).await;
+        h.advance(Duration::hours(1)); // well past any lockout window
+    }
+    login_with(&h, ana.id, "Quinde7Lagx", Some(&cookie)).await;
+    assert!(h.audit(ana.id).await.contains(&AuditKind::DeviceDistrusted));
+}

@@ -752,12 +752,12 @@ impl Machine<'_> {
             return Ok(outcome);
         };
         if !matched {
-            let window = self.policy.lockout.window;
             let threshold = self.policy.devices.threshold;
             let Some(d) = self.rec.devices.get_mut(at) else {
                 return Err(not_applicable(&self.rec.state));
             };
-            lockout::prune(&mut d.failures, now, window);
+            // Counted since the device's last success, with no window: a stolen device token
+            // buys a few guesses in all, not a few per window forever.
             d.failures.push(now);
             let failures = u32::try_from(d.failures.len()).unwrap_or(u32::MAX);
             self.audit(AuditKind::DeviceLoginFailed { failures });

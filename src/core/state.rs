@@ -353,7 +353,7 @@ pub struct TrustedDevice {
     pub issued_at: OffsetDateTime,
     /// When its trust ends.
     pub expires_at: OffsetDateTime,
-    /// Its failed logins inside the lockout window.
+    /// Its failed logins since its last successful one.
     pub failures: Vec<OffsetDateTime>,
 }
 
