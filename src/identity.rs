@@ -1161,6 +1161,13 @@ fn push_digits(out: &mut String, run: &str) {
     }
 }
 
+/// Control characters (NUL included, which PostgreSQL cannot store in text or JSON) and the
+/// bidirectional-override characters, which have no place in stored free text (staff text,
+/// question ids, roster fields).
+pub(crate) fn is_forbidden_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Masks personal data in free text that is about to become an error message, a
 /// dead-letter reason or audit text (a mail server's reply, a driver's message):
 ///

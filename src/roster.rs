@@ -388,14 +388,11 @@ fn member_id_rule(e: &MemberIdError) -> &'static str {
     }
 }
 
-/// Control characters (NUL included, which PostgreSQL cannot store in text or JSON) and the
-/// bidirectional-override format characters have no place in a roster.
-fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
 fn parse_row(c: &Columns, rec: &Record) -> Result<MemberFacts, String> {
-    if let Some(at) = rec.iter().position(|f| f.chars().any(is_forbidden_char)) {
+    if let Some(at) = rec
+        .iter()
+        .position(|f| f.chars().any(crate::identity::is_forbidden_char))
+    {
         return Err(format!(
             "column {}: control or bidirectional-override character",
             at.saturating_add(1)

@@ -36,7 +36,7 @@ use crate::crypto::{
     CryptoError, Digest, DigestKey, HashCostBounds, HashParams, NumericCode, PasswordHash, Token,
     TokenPurpose,
 };
-use crate::identity::{Email, Landline, MemberId, MobilePhone};
+use crate::identity::{Email, Landline, MemberId, MobilePhone, is_forbidden_char};
 use crate::password::Password;
 use crate::policy::{Policy, Proof};
 use crate::ports::{
@@ -953,7 +953,6 @@ impl AccountService {
         }
         // Bounded, and never blank: checked here, on the form alone, so the answer is the
         // same whether or not the registry facts were right.
-        let too_long = |a: &str| a.chars().count() > MAX_ANSWER_CHARS;
         if reg.security_image && req.answers.security_image.as_deref().is_some_and(too_long) {
             return Err(invalid("security_image", "too long"));
         }
@@ -1007,7 +1006,6 @@ impl AccountService {
         answers: &Answers,
         for_recovery: bool,
     ) -> Result<(), ServiceError> {
-        let too_long = |a: &str| a.chars().count() > MAX_ANSWER_CHARS;
         if answers.affiliate_number.as_deref().is_some_and(too_long) {
             return Err(invalid("affiliate_number", "too long"));
         }
@@ -1948,10 +1946,9 @@ impl AccountService {
     }
 }
 
-/// Control characters (NUL included, which PostgreSQL cannot store in text or JSON) and the
-/// bidirectional-override characters have no place in stored free text.
-fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Whether a knowledge answer (or question id) is longer than [`MAX_ANSWER_CHARS`].
+fn too_long(answer: &str) -> bool {
+    answer.chars().count() > MAX_ANSWER_CHARS
 }
 
 // ---- Debug of forms: what a host may log ------------------------------------------------
