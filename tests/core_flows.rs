@@ -655,16 +655,15 @@ fn recommended_lockout_is_progressive() {
 }
 
 #[test]
-fn a_login_on_a_pending_registration_is_not_applicable() {
+fn a_login_on_a_pending_registration_fails_like_a_wrong_password() {
     let mut w = World::new(Policy::iess());
     let (reg, _, _) = w.registration();
     let _ = w.apply(&Command::Register(reg), T0).unwrap();
-    assert_eq!(
-        w.decide(&login(true), T0).unwrap_err(),
-        Denied::NotApplicable {
-            state: StateKind::PendingActivation
-        }
-    );
+    // Even a "matching" password: there is no password yet. Counted like an account's.
+    let d = w.decide(&login(true), T0).unwrap();
+    assert_eq!(d.outcome, Outcome::LoginFailed { failures: 1 });
+    assert_eq!(d.next.state.kind(), StateKind::PendingActivation);
+    assert_eq!(d.next.shadow.failures, vec![T0]);
 }
 
 #[test]
@@ -807,7 +806,10 @@ fn unlock_request_on_an_unlocked_account_sends_nothing() {
         )
         .unwrap();
     assert_eq!(d.outcome, Outcome::NotLocked);
-    assert!(d.effects.is_empty());
+    // Nothing is sent, but the request is recorded (the same store work as a locked
+    // account's).
+    assert_eq!(d.notices().count(), 0);
+    assert!(d.audit().all(|e| e.kind == AuditKind::UnlockRequestIgnored));
     let mut isspol = World::new(Policy::isspol());
     isspol.activated(T0);
     assert_eq!(
@@ -1137,7 +1139,8 @@ fn staff_suspension_blocks_every_self_service_path_until_staff_unlocks() {
         w.decide(&recovery(link, None, true, &p), later)
             .unwrap()
             .outcome,
-        Outcome::NotEligible
+        // Never a link, and answered (and counted) like wrong proofs.
+        Outcome::ChecksFailed { remaining: Some(4) }
     );
     assert!(matches!(
         w.decide(&login(true), later).unwrap().outcome,
@@ -1266,10 +1269,11 @@ fn a_live_link_is_never_replaced_and_the_next_waits_for_the_cooldown() {
         None,
         "mailed at once"
     );
-    // A stranger asks again while `a` is live: nothing is sent, nothing is written.
+    // A stranger asks again while `a` is live: nothing is sent, only the request recorded.
     let (_, d) = unlock(&mut w, T0 + Duration::minutes(1));
     assert_eq!(d.outcome, Outcome::Throttled);
-    assert!(d.effects.is_empty());
+    assert_eq!(d.notices().count(), 0);
+    assert!(d.audit().all(|e| e.kind == AuditKind::UnlockRequestIgnored));
     assert!(
         w.decide(&Command::Unlock { link: a }, T0 + Duration::minutes(2))
             .is_ok()

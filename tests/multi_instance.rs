@@ -142,6 +142,8 @@ async fn two_instances_keep_counters_exact() {
             .human_check(Arc::new(AlwaysPass))
             .clock(clock.clone())
             .max_retries(10_000)
+            // This test is about counters, not load shedding: every command may queue.
+            .pool(afiliado::service::HashPool::new(2, COMMANDS))
             .build()
             .unwrap()
     };

@@ -976,14 +976,11 @@ async fn login_with_an_unknown_id_answers_like_a_wrong_password() {
         assert_eq!(wrong, LoginOutcome::Failed, "{name}");
         assert_eq!(unknown, wrong, "{name}: unknown ID vs wrong password");
         assert_eq!(malformed, wrong, "{name}: malformed ID vs wrong password");
-        assert!(
-            h.store
-                .load(&UNKNOWN_ID.parse().unwrap())
-                .await
-                .unwrap()
-                .is_none(),
-            "{name}: nothing stored for an unknown ID"
-        );
+        // Counted like the account's failure (the same store work), and nothing else kept.
+        let record = h.record(UNKNOWN_ID).await;
+        assert_eq!(record.state, afiliado::core::AccountState::Unregistered);
+        assert_eq!(record.shadow.failures.len(), 1, "{name}");
+        assert_eq!(h.record(ana.id).await.shadow, Default::default());
         assert_eq!(h.deliver().await.len(), 0, "{name}");
         h.assert_no_secret_stored().await;
     }
@@ -996,8 +993,9 @@ fn spoil(mut req: RegisterRequest) -> RegisterRequest {
     req
 }
 
-/// Register with an unknown cédula: no mail, nothing stored, and the same answer a registry
-/// member gets for wrong proofs (so the form does not tell who is an ISSPOL/IESS member).
+/// Register with an unknown cédula: no mail, no contact data kept, and the same answer (and
+/// the same counted failure) a registry member gets for wrong proofs, so the form does not
+/// tell who is an ISSPOL/IESS member.
 #[tokio::test]
 async fn register_with_an_unknown_id_mails_nothing_and_answers_like_wrong_proofs() {
     for policy in presets() {
@@ -1006,14 +1004,11 @@ async fn register_with_an_unknown_id_mails_nothing_and_answers_like_wrong_proofs
         let h = Harness::new(policy, &[&ana]);
         let unknown = h.service.register(h.form(&stranger())).await.unwrap();
         assert_eq!(h.deliver().await.len(), 0, "{name}: no mail");
-        assert!(
-            h.store
-                .load(&UNKNOWN_ID.parse().unwrap())
-                .await
-                .unwrap()
-                .is_none(),
-            "{name}: nothing stored"
-        );
+        let record = h.record(UNKNOWN_ID).await;
+        assert_eq!(record.state, afiliado::core::AccountState::Unregistered);
+        assert_eq!(record.registration_failures.count, 1, "{name}: counted");
+        let wrong = h.service.register(spoil(h.form(&ana))).await.unwrap();
+        assert_eq!(unknown, wrong, "{name}: unknown ID vs wrong proofs");
         let spoiled_unknown = h
             .service
             .register(spoil(h.form(&stranger())))
@@ -1086,11 +1081,11 @@ async fn register_on_an_active_account_with_wrong_proofs_answers_like_an_unknown
     }
 }
 
-/// Data minimisation and enumeration resistance: an unlock request for an ID without an account answers `Ok` and
-/// must not leave a record behind (anyone could fill the store with records for arbitrary
-/// cédulas, and later answers for that ID would change).
+/// Data minimisation and enumeration resistance: an unlock request for an ID without an
+/// account answers `Ok`, mails nothing, and is recorded like a request for an account that is
+/// not locked (the same store work), with no personal data.
 #[tokio::test]
-async fn unlock_request_for_an_unknown_id_stores_nothing() {
+async fn unlock_request_for_an_unknown_id_is_recorded_like_any_other() {
     for policy in [Policy::iess(), Policy::recommended()] {
         let name = policy.name.clone();
         let h = Harness::new(policy, &[]);
@@ -1099,10 +1094,17 @@ async fn unlock_request_for_an_unknown_id_stores_nothing() {
             .await
             .expect("same answer as for a real account");
         assert_eq!(h.deliver().await.len(), 0, "{name}");
+        let mut bare = afiliado::core::AccountRecord::new(UNKNOWN_ID.parse().unwrap());
+        bare.version = 1;
         assert_eq!(
-            h.store.load(&UNKNOWN_ID.parse().unwrap()).await.unwrap(),
-            None,
-            "{name}: a record was created for an unknown ID"
+            h.record(UNKNOWN_ID).await,
+            bare,
+            "{name}: nothing but the record itself"
+        );
+        assert_eq!(
+            h.audit(UNKNOWN_ID).await,
+            vec![afiliado::core::AuditKind::UnlockRequestIgnored],
+            "{name}"
         );
     }
 }

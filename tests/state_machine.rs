@@ -161,6 +161,10 @@ struct Model<P> {
     state: MState,
     lockouts: u32,
     check_failures: u32,
+    /// Failed logins of an ID with no activated account, and its lock (`Some(until)`): the
+    /// same rules as an account's.
+    shadow: Vec<OffsetDateTime>,
+    shadow_lock: Option<Option<OffsetDateTime>>,
     /// Registration proof failures on `reg_day` (they throttle registration only).
     reg_failures: u32,
     reg_day: Option<time::Date>,
@@ -232,6 +236,8 @@ impl<P> Model<P> {
                 out.extend(l.unlock.map(|u| u.1));
             }
         };
+        out.extend(self.shadow.iter().map(|t| after(*t, w)));
+        out.extend(self.shadow_lock.flatten());
         match &self.state {
             MState::Unregistered => {}
             MState::Pending { expires, .. } => out.push(*expires),
@@ -271,7 +277,16 @@ impl<P> Model<P> {
             self.state = next;
             changed = true;
         }
+        if self
+            .shadow_lock
+            .is_some_and(|until| until.is_some_and(|t| now >= t))
+        {
+            self.shadow_lock = None;
+            self.shadow.clear();
+            changed = true;
+        }
         let w = self.policy.lockout.window;
+        self.shadow.retain(|t| now < after(*t, w));
         if let MState::Standing(MStanding::Active(f))
         | MState::Resetting {
             ret: MStanding::Active(f),
@@ -306,6 +321,10 @@ impl<P> Model<P> {
                 self.state = MState::Standing(MStanding::Locked(lock))
             }
             MState::Resetting { ret, .. } => *ret = MStanding::Locked(lock),
+            _ if !staff => {
+                self.shadow.clear();
+                self.shadow_lock = Some(until);
+            }
             _ => {}
         }
     }
@@ -323,7 +342,7 @@ impl<P> Model<P> {
     fn check_failed(&mut self) {
         self.check_failures += 1;
         if let Some(b) = self.policy.recovery.attempt_budget {
-            if self.check_failures >= b && self.has_profile() {
+            if self.check_failures >= b && !self.lock().is_some_and(|l| l.staff) {
                 self.do_lock(false);
             }
         }
@@ -465,9 +484,23 @@ impl<P> Model<P> {
                 self.state = MState::Standing(MStanding::Active(vec![]));
                 self.lockouts = 0;
                 self.check_failures = 0;
+                self.shadow.clear();
+                self.shadow_lock = None;
                 E::Activated
             }
             Step::Login { password_ok } => {
+                if !self.has_profile() {
+                    // No account: counted and locked like one, never logged in.
+                    if self.shadow_lock.is_some() {
+                        return E::Refused;
+                    }
+                    self.shadow.push(self.now);
+                    if self.shadow.len() as u32 >= p.lockout.threshold {
+                        self.do_lock(false);
+                        return E::Locked;
+                    }
+                    return E::LoginFailed;
+                }
                 if self.lock().is_some() {
                     return E::Refused;
                 }
@@ -522,10 +555,12 @@ impl<P> Model<P> {
                 }
             }
             Step::StartRecovery { proofs_ok } => {
-                if !self.has_profile() || self.lock().is_some_and(|l| l.staff) {
-                    return E::NotEligible;
-                }
                 if self.exhausted() {
+                    return E::ChecksFailed;
+                }
+                // No account or suspended: counted like wrong proofs, never a link.
+                if !self.has_profile() || self.lock().is_some_and(|l| l.staff) {
+                    self.check_failed();
                     return E::ChecksFailed;
                 }
                 if !p.recovery.proofs.is_empty() && !proofs_ok {
@@ -643,6 +678,8 @@ impl<P: Preset> ReferenceStateMachine for RefMachine<P> {
             state: MState::Unregistered,
             lockouts: 0,
             check_failures: 0,
+            shadow: Vec::new(),
+            shadow_lock: None,
             reg_failures: 0,
             reg_day: None,
             password: 0,
@@ -1098,6 +1135,12 @@ impl<P: Preset> StateMachineTest for Sut<P> {
         assert_eq!(kind, want, "state");
         assert_eq!(rec.lockouts, m.lockouts, "lockouts");
         assert_eq!(rec.check_failures, m.check_failures, "check failures");
+        assert_eq!(rec.shadow.failures, m.shadow, "shadow failures");
+        assert_eq!(
+            rec.shadow.lock.map(|l| l.auto_unlock_at),
+            m.shadow_lock,
+            "shadow lock"
+        );
         match (&rec.state, &m.state) {
             (
                 AccountState::PendingActivation(p),

@@ -235,6 +235,10 @@ pub enum AuditKind {
     AutoUnlocked,
     /// An unlock link was issued.
     UnlockRequested,
+    /// An unlock request that issued no link: no account, not locked, suspended, or a live
+    /// link already in the member's inbox. Recorded so that every request costs the same
+    /// store work.
+    UnlockRequestIgnored,
     /// Unlocked by link.
     Unlocked,
     /// Reset link issued after the checks passed.

@@ -13,7 +13,7 @@ use super::effect::{AuditEvent, AuditKind, Effect, Notice, NoticeKind};
 use super::lockout;
 use super::state::{
     AccountRecord, AccountState, Contact, IssuedToken, Lock, LockReason, Pending,
-    PendingEmailChange, Profile, Standing, TrustedDevice,
+    PendingEmailChange, Profile, ShadowLockout, Standing, TrustedDevice,
 };
 
 /// The result of an accepted command: the next record, what the caller is told, and the
@@ -68,15 +68,19 @@ pub fn local_day(t: OffsetDateTime) -> Date {
 /// scheduled instant. On `Err` nothing changes: the caller commits nothing.
 ///
 /// ```
-/// use afiliado::core::{decide, AccountRecord, Command, Denied};
+/// use afiliado::core::{decide, AccountRecord, Command, Denied, Outcome};
 /// use afiliado::{MemberId, Policy};
 /// use time::macros::datetime;
 ///
 /// let record = AccountRecord::new("1710034065".parse::<MemberId>()?);
 /// let now = datetime!(2026-11-22 10:00 -5);
 /// let login = Command::Login { password_matched: true, rehash: None };
-/// // No account yet: the login is refused, and nothing changes.
-/// assert!(matches!(decide(&record, &login, now, &Policy::isspol()), Err(Denied::NotApplicable { .. })));
+/// // No account yet: the login fails and is counted like a wrong password for an account.
+/// let decision = decide(&record, &login, now, &Policy::isspol())?;
+/// assert_eq!(decision.outcome, Outcome::LoginFailed { failures: 1 });
+/// // Activating a registration that does not exist is refused, and nothing changes.
+/// let activate = Command::InspectActivation { link: afiliado::crypto::Digest::from_bytes([0; 32]) };
+/// assert!(matches!(decide(&record, &activate, now, &Policy::isspol()), Err(Denied::InvalidToken | Denied::NotApplicable { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn decide(
@@ -312,8 +316,23 @@ impl Machine<'_> {
             self.audit_at(change.link.expires_at, AuditKind::EmailChangeExpired);
             changed = true;
         }
+        // A shadow lock (no activated account) lifts exactly when an account's would.
+        if let Some(lock) = self
+            .rec
+            .shadow
+            .lock
+            .take_if(|l| lockout::auto_unlock_due(l, self.now))
+        {
+            self.rec.shadow.failures.clear();
+            self.audit_at(
+                lock.auto_unlock_at.unwrap_or(self.now),
+                AuditKind::AutoUnlocked,
+            );
+            changed = true;
+        }
         // Failures that left the window stop counting (no event: nothing happened).
         let window = self.policy.lockout.window;
+        lockout::prune(&mut self.rec.shadow.failures, self.now, window);
         match &mut self.rec.state {
             AccountState::Active { failures, .. }
             | AccountState::Resetting {
@@ -380,7 +399,13 @@ impl Machine<'_> {
         self.audit(AuditKind::ChecksFailed { failures });
         let budget = self.policy.recovery.attempt_budget;
         let remaining = budget.map(|b| b.saturating_sub(failures));
-        if remaining == Some(0) && self.rec.state.profile().is_some() {
+        // A suspension stays a suspension; without an account the lock is the shadow's.
+        let suspended = self
+            .rec
+            .state
+            .lock()
+            .is_some_and(|l| l.reason == LockReason::Staff);
+        if remaining == Some(0) && !suspended {
             self.lock(LockReason::FailedRecovery);
         }
         Outcome::ChecksFailed { remaining }
@@ -440,7 +465,14 @@ impl Machine<'_> {
                 return_to: Standing::Locked { lock },
                 new_email,
             },
-            other => other,
+            other => {
+                // No activated account: the lock is the shadow's (never a suspension).
+                if reason != LockReason::Staff {
+                    self.rec.shadow.failures.clear();
+                    self.rec.shadow.lock = Some(lock);
+                }
+                other
+            }
         };
         let lockouts = self.rec.lockouts;
         self.audit(AuditKind::Locked {
@@ -653,6 +685,7 @@ impl Machine<'_> {
         };
         self.rec.lockouts = 0;
         self.rec.check_failures = 0;
+        self.rec.shadow = ShadowLockout::default();
         self.audit(AuditKind::Activated);
         Ok(Outcome::Activated)
     }
@@ -664,6 +697,9 @@ impl Machine<'_> {
         matched: bool,
         rehash: Option<&crate::crypto::PasswordHash>,
     ) -> Result<Outcome, Denied> {
+        if self.rec.state.profile().is_none() {
+            return Ok(self.shadow_login());
+        }
         if let Some(lock) = self.rec.state.lock().copied() {
             self.audit(AuditKind::LoginRefusedLocked);
             return Ok(Outcome::LoginRefusedLocked {
@@ -722,6 +758,26 @@ impl Machine<'_> {
             return Ok(Outcome::Locked { until });
         }
         Ok(Outcome::LoginFailed { failures: count })
+    }
+
+    /// A login for an ID with no activated account (unknown, registry member only, pending):
+    /// never succeeds, and is counted, locked and answered exactly as a wrong password for an
+    /// active account would be, so guessing cannot tell the two apart.
+    fn shadow_login(&mut self) -> Outcome {
+        if let Some(lock) = self.rec.shadow.lock {
+            self.audit(AuditKind::LoginRefusedLocked);
+            return Outcome::LoginRefusedLocked {
+                until: lock.auto_unlock_at,
+            };
+        }
+        let reached = lockout::record_failure(&mut self.rec.shadow.failures, self.now, self.policy);
+        let count = u32::try_from(self.rec.shadow.failures.len()).unwrap_or(u32::MAX);
+        self.audit(AuditKind::LoginFailed { failures: count });
+        if reached {
+            let until = self.lock(LockReason::FailedLogins);
+            return Outcome::Locked { until };
+        }
+        Outcome::LoginFailed { failures: count }
     }
 
     /// A login from a client that may hold a trusted-device token.
@@ -844,13 +900,13 @@ impl Machine<'_> {
             .link_ttl
             .ok_or(Denied::NotOffered("unlock link"))?;
         self.check_human(self.policy.unlock.human_check, human)?;
-        let Some(lock) = self.rec.state.lock().copied() else {
-            return Ok(Outcome::NotLocked);
-        };
-        if lock.reason == LockReason::Staff {
-            return Ok(Outcome::NotLocked);
-        }
-        let Some(email) = self.rec.state.profile().map(|p| p.contact.email.clone()) else {
+        // Whatever the ID and its state, the request is recorded: the same store work for
+        // an unknown ID as for a locked account.
+        let lock = self.rec.state.lock().copied();
+        let email = self.rec.state.profile().map(|p| p.contact.email.clone());
+        let (Some(lock), Some(email)) = (lock.filter(|l| l.reason != LockReason::Staff), email)
+        else {
+            self.audit(AuditKind::UnlockRequestIgnored);
             return Ok(Outcome::NotLocked);
         };
         // A live link is already in the member's inbox: send nothing (a stranger cannot
@@ -858,6 +914,7 @@ impl Machine<'_> {
         // end of the cooldown.
         let live = lock.unlock_link.is_some_and(|t| t.is_live(self.now));
         let Some(due) = self.link_due(self.rec.unlock_link_at, live) else {
+            self.audit(AuditKind::UnlockRequestIgnored);
             return Ok(Outcome::Throttled);
         };
         let token = IssuedToken {
@@ -947,21 +1004,22 @@ impl Machine<'_> {
         if r.new_email.is_some() && !rp.allow_email_change {
             return Err(Denied::EmailChangeNotAllowed);
         }
-        if self.rec.state.profile().is_none() {
-            return Ok(Outcome::NotEligible);
-        }
-        if self
+        // Every proof the policy asks for must have been checked, whatever the ID.
+        // A failed result the policy did not ask for is a veto by the service (a member no
+        // longer in the registry).
+        let passed = self.proofs_pass(&rp.proofs, &r.proofs, r.claimed_email.as_ref())?
+            && r.proofs.iter().all(|p| p.passed);
+        let suspended = self
             .rec
             .state
             .lock()
-            .is_some_and(|l| l.reason == LockReason::Staff)
-        {
-            return Ok(Outcome::NotEligible);
-        }
+            .is_some_and(|l| l.reason == LockReason::Staff);
         if self.checks_exhausted() {
             return Ok(Outcome::ChecksFailed { remaining: Some(0) });
         }
-        if !self.proofs_pass(&rp.proofs, &r.proofs, r.claimed_email.as_ref())? {
+        // No activated account, or a suspended one: never a link, but counted like a failed
+        // check (the same answer and the same store work as an account's wrong proofs).
+        if !passed || suspended || self.rec.state.profile().is_none() {
             return Ok(self.check_failed());
         }
         self.issue_reset(&r.link, r.new_email.as_ref(), true)

@@ -48,6 +48,6 @@ pub use effect::{AuditEvent, AuditKind, Effect, Notice, NoticeKind};
 pub use machine::{Decision, decide, local_day, settle};
 pub use state::{
     AccountRecord, AccountState, Contact, DailyCount, EnrolledAnswer, IssuedToken, Locale, Lock,
-    LockReason, Pending, PendingEmailChange, Profile, SecurityEnrollment, Standing, StateKind,
-    TrustedDevice,
+    LockReason, Pending, PendingEmailChange, Profile, SecurityEnrollment, ShadowLockout, Standing,
+    StateKind, TrustedDevice,
 };

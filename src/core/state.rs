@@ -341,6 +341,31 @@ pub struct AccountRecord {
     /// link the member holds keeps working.
     #[serde(default)]
     pub spare_unlock_link: Option<IssuedToken>,
+    /// Failed logins and the lock of an ID with no activated account (unknown, registry
+    /// member only, pending activation), counted exactly like an account's so that guessing
+    /// passwords for it answers the same and locks at the same failure.
+    #[serde(default, skip_serializing_if = "ShadowLockout::is_empty")]
+    pub shadow: ShadowLockout,
+}
+
+/// The lockout of an ID that has no activated account: the same failures, window, lock
+/// durations and answers as an account's (see [`AccountRecord::shadow`]), so a guesser
+/// cannot tell by locking it whether an account exists. Nothing is ever mailed for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowLockout {
+    /// Failed logins inside the policy window.
+    #[serde(default)]
+    pub failures: Vec<OffsetDateTime>,
+    /// The lock in force, as an account's would be.
+    #[serde(default)]
+    pub lock: Option<Lock>,
+}
+
+impl ShadowLockout {
+    /// Nothing counted and no lock.
+    pub fn is_empty(&self) -> bool {
+        self.failures.is_empty() && self.lock.is_none()
+    }
 }
 
 /// A client that logged in successfully and keeps a device token (in a cookie): its logins
@@ -377,6 +402,7 @@ impl AccountRecord {
             unlock_link_at: None,
             reset_link_at: None,
             spare_unlock_link: None,
+            shadow: ShadowLockout::default(),
         }
     }
 

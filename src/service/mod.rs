@@ -1203,12 +1203,9 @@ impl AccountService {
         if shape.is_err() {
             proofs.iter_mut().for_each(|p| p.passed = false);
         }
-        if facts.is_none() {
-            // Not in the registry: the data does not match, which is also what a member
-            // whose proofs fail hears on a first attempt.
-            shape?;
-            return Ok(RegisterOutcome::ChecksFailed);
-        }
+        // An ID the registry does not know goes through the core like any other, with every
+        // proof failed: counted against its day's registration budget in one commit, so it
+        // costs the same store work and gets the same answer as a member's wrong proofs.
         let (token, link) = self.new_token(TokenPurpose::Activation);
         let code = self.new_code(&member)?;
         let secrets = LinkSecrets::new(token, code.as_ref().map(|c| c.0.clone()));
@@ -1506,12 +1503,10 @@ impl AccountService {
             }),
             _ => None,
         };
-        let Some(record) = record else {
-            return Ok(plain(LoginOutcome::Failed));
-        };
-        let Some(stored) = stored else {
-            return Ok(plain(LoginOutcome::Failed));
-        };
+        // An ID with no activated account is still recorded: its failures are counted and
+        // locked like an account's, in one commit, so it costs the same store work and gets
+        // the same answers as a wrong password for an account.
+        let record = record.unwrap_or_else(|| AccountRecord::new(member.clone()));
         // Rehash only when the core would let this login in: hashing for a locked account
         // would make a right password slower than a wrong one (a guessing oracle).
         let would_log_in = matches!(
@@ -1531,10 +1526,11 @@ impl AccountService {
                 ..
             })
         );
-        let rehash = if would_log_in && self.inner.hasher.needs_rehash(&stored) {
-            Some(self.hash(password.expose_secret()).await?)
-        } else {
-            None
+        let rehash = match &stored {
+            Some(stored) if would_log_in && self.inner.hasher.needs_rehash(stored) => {
+                Some(self.hash(password.expose_secret()).await?)
+            }
+            _ => None,
         };
         let cmd = Command::LoginFrom {
             password_matched: matched,
@@ -1543,7 +1539,14 @@ impl AccountService {
             enroll,
         };
         let applied = match self
-            .apply_login(&record, &stored, now, &cmd, device, refused.as_ref())
+            .apply_login(
+                &record,
+                stored.as_ref(),
+                now,
+                &cmd,
+                device,
+                refused.as_ref(),
+            )
             .await?
         {
             Ok(a) => a,
@@ -1573,7 +1576,7 @@ impl AccountService {
     async fn apply_login(
         &self,
         record: &AccountRecord,
-        verified_against: &PasswordHash,
+        verified_against: Option<&PasswordHash>,
         now: OffsetDateTime,
         cmd: &Command,
         device: Option<Digest>,
@@ -1593,7 +1596,7 @@ impl AccountService {
             None,
             refused,
             |current| {
-                if current.password_hash() == Some(verified_against) {
+                if current.password_hash() == verified_against {
                     Cow::Borrowed(cmd)
                 } else {
                     Cow::Owned(failed.clone())
@@ -1710,14 +1713,13 @@ impl AccountService {
             .proofs
             .iter()
             .any(|p| *p != Proof::RegisteredEmail);
-        if record.is_none() || facts.is_none() {
-            shape?;
-            return Ok(if knowledge {
-                RecoveryOutcome::ChecksFailed
-            } else {
-                RecoveryOutcome::Submitted
-            });
+        if facts.is_none() {
+            // No longer (or never) in the registry: no link, whatever the proofs (a failed
+            // result vetoes the checks).
+            proofs.push(ProofResult::failed(Proof::RegisteredEmail));
         }
+        // An ID without an account goes through the core like any other: counted as a
+        // failed check in one commit (the same store work and answer as wrong proofs).
         let (token, link) = self.new_token(TokenPurpose::Reset);
         let secrets = LinkSecrets::new(token, None);
         let cmd = Command::StartRecovery(StartRecovery {
@@ -1727,7 +1729,11 @@ impl AccountService {
             new_email,
             link,
         });
-        let applied = self.apply(&member, now, &cmd, Some(&secrets)).await?;
+        let applied = self
+            .apply_from(record, &member, now, Some(&secrets), |_| {
+                Cow::Borrowed(&cmd)
+            })
+            .await?;
         shape?;
         match applied {
             Ok(a) => Ok(match a.decision.outcome {

@@ -167,9 +167,10 @@ pub fn record_answer(q: RecordQuestion, f: &MemberFacts) -> String {
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-pub struct Harness {
+/// A service on one store (the memory store unless [`Harness::on`] is given another).
+pub struct Harness<S = MemoryStore> {
     pub clock: Arc<ManualClock>,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<S>,
     pub mailer: Arc<MemoryMailer>,
     pub service: AccountService,
     pub dispatcher: OutboxDispatcher,
@@ -179,13 +180,25 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(policy: Policy, members: &[&Member]) -> Self {
+        Harness::on(Arc::new(MemoryStore::new()), policy, members)
+    }
+
+    pub fn success(id: &str) -> LoginOutcome {
+        LoginOutcome::Success {
+            member: id.parse().unwrap(),
+        }
+    }
+}
+
+impl<S: AccountStore + 'static> Harness<S> {
+    /// The harness on `store` (memory, SQLite, PostgreSQL).
+    pub fn on(store: Arc<S>, policy: Policy, members: &[&Member]) -> Self {
         let mut policy = policy;
         policy.hashing = HashParams::danger_insecure_for_tests();
         let mut rng = StdRng::seed_from_u64(20_261_122);
         let digest_key = DigestKey::generate(&mut rng);
         let seal_key = SealKey::generate(&mut rng);
         let clock = Arc::new(ManualClock::new(T0));
-        let store = Arc::new(MemoryStore::new());
         let directory = members
             .iter()
             .fold(MemoryDirectory::new(), |d, m| d.with(m.facts.clone()));
@@ -430,12 +443,6 @@ impl Harness {
             .expect("login answers")
     }
 
-    pub fn success(id: &str) -> LoginOutcome {
-        LoginOutcome::Success {
-            member: id.parse().unwrap(),
-        }
-    }
-
     /// Register → mail → activate, at the current time.
     pub async fn activate_member(&self, m: &Member, password: &str) {
         assert_eq!(
@@ -471,7 +478,9 @@ impl Harness {
             )
             .await
     }
+}
 
+impl Harness<MemoryStore> {
     /// Invariant 5 and the security rules: records, audit log and outbox hold no secret in clear.
     pub async fn assert_no_secret_stored(&self) {
         let mut dumps = Vec::new();

@@ -1,0 +1,399 @@
+//! Equal work for every ID: a login, a registration, a recovery or an unlock request about an
+//! unknown ID does the same store work (loads, one commit, audit events) and gets the same
+//! answer as one about a registry member without an account, a pending registration, an
+//! active account, a locked one or a suspended one, with wrong proofs — on the memory store,
+//! SQLite and PostgreSQL (`DATABASE_URL`). Only the member's own mail differs (an unlock link
+//! for a locked account, a reset link where no proof is asked), and it never reaches the
+//! requester. Timing is measured by `cargo bench --bench enumeration`.
+#![cfg(all(feature = "memory", feature = "sqlite", feature = "postgres"))]
+#![allow(clippy::disallowed_methods)]
+
+mod flows;
+
+use std::sync::Mutex;
+
+use afiliado::core::{AccountRecord, AuditEvent};
+use afiliado::crypto::{Digest, TokenPurpose};
+use afiliado::ports::{NewMessage, OutboxMessage, StoreError};
+use afiliado::postgres::{PoolSettings, PostgresStore};
+use afiliado::sqlite::SqliteStore;
+use async_trait::async_trait;
+use flows::*;
+
+// ---------------------------------------------------------------------------------------------
+// A store that counts what the service asks of it
+// ---------------------------------------------------------------------------------------------
+
+/// Store work of one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Work {
+    loads: u32,
+    token_loads: u32,
+    commits: u32,
+    /// Audit events per commit.
+    audit: Vec<usize>,
+    /// Outbox messages per commit.
+    outbox: Vec<usize>,
+}
+
+impl Work {
+    /// The work a requester could observe (through timing): everything but the member's mail.
+    fn shape(&self) -> (u32, u32, u32, bool) {
+        (
+            self.loads,
+            self.token_loads,
+            self.commits,
+            self.audit.iter().all(|n| *n >= 1),
+        )
+    }
+
+    fn mails(&self) -> usize {
+        self.outbox.iter().sum()
+    }
+}
+
+struct Counting {
+    inner: Arc<dyn AccountStore>,
+    work: Mutex<Work>,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn AccountStore>) -> Self {
+        Self {
+            inner,
+            work: Mutex::new(Work::default()),
+        }
+    }
+
+    fn take(&self) -> Work {
+        std::mem::take(&mut *self.work.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl AccountStore for Counting {
+    async fn load(&self, member: &MemberId) -> Result<Option<AccountRecord>, StoreError> {
+        self.work.lock().unwrap().loads += 1;
+        self.inner.load(member).await
+    }
+    async fn load_by_token(
+        &self,
+        purpose: TokenPurpose,
+        digest: &Digest,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        self.work.lock().unwrap().token_loads += 1;
+        self.inner.load_by_token(purpose, digest).await
+    }
+    async fn commit(
+        &self,
+        record: &AccountRecord,
+        expected_version: u64,
+        outbox: Vec<NewMessage>,
+        audit: Vec<AuditEvent>,
+    ) -> Result<u64, StoreError> {
+        {
+            let mut w = self.work.lock().unwrap();
+            w.commits += 1;
+            w.audit.push(audit.len());
+            w.outbox.push(outbox.len());
+        }
+        self.inner
+            .commit(record, expected_version, outbox, audit)
+            .await
+    }
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.inner.claim_due(now, lease, limit).await
+    }
+    async fn mark_sent(&self, id: u64, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.mark_sent(id, now).await
+    }
+    async fn retry_later(&self, id: u64, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.retry_later(id, at).await
+    }
+    async fn dead_letter(
+        &self,
+        id: u64,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.dead_letter(id, now, reason).await
+    }
+    async fn audit_log(&self, member: &MemberId) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit_log(member).await
+    }
+    async fn expired_pending(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        self.inner.expired_pending(now, limit).await
+    }
+    async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge_audit(before).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members of every class
+// ---------------------------------------------------------------------------------------------
+
+/// A valid cédula from a counter.
+fn cedula(n: u64) -> &'static str {
+    let text = format!("{:02}{}{:06}", 1 + n % 24, (n / 24) % 6, 700_000 + n);
+    let mut nine = [0u8; 9];
+    for (d, c) in nine.iter_mut().zip(text.bytes()) {
+        *d = c - b'0';
+    }
+    Box::leak(format!("{text}{}", afiliado::identity::check_digit(&nine)).into_boxed_str())
+}
+
+fn member(n: u64) -> Member {
+    let id = cedula(n);
+    Member {
+        id,
+        email: Box::leak(format!("socio{n}@example.ec").into_boxed_str()),
+        mobile: "0991234567",
+        facts: facts(
+            id,
+            "SOCIO DE PRUEBA",
+            date!(1980 - 05 - 17),
+            &format!("ISS-{n:06}"),
+            &["Policía Nacional del Ecuador"],
+            &[2001, 2010, 2025],
+        ),
+    }
+}
+
+/// The same ID typed with somebody else's facts, email and answers: every proof is wrong.
+fn impostor(m: &Member) -> Member {
+    Member {
+        id: m.id,
+        email: "impostor@example.ec",
+        mobile: "0998887766",
+        facts: facts(
+            m.id,
+            "OTRA PERSONA",
+            date!(1991 - 02 - 03),
+            "ISS-999999",
+            &["Ninguna S.A."],
+            &[2015, 2016],
+        ),
+    }
+}
+
+const CLASSES: [&str; 6] = [
+    "unknown",
+    "registry only",
+    "pending",
+    "active",
+    "locked",
+    "suspended",
+];
+const PW: &str = UNIVERSAL_PW;
+const WRONG_PW: &str = "Adivino1234";
+
+/// One member per class, set up on `h` (the unknown one is not in the registry).
+async fn classes<S: AccountStore + 'static>(h: &Harness<S>, members: &[Member]) {
+    let [_, _, pending, active, locked, suspended] = members else {
+        unreachable!()
+    };
+    assert_eq!(
+        h.service.register(h.form(pending)).await.unwrap(),
+        RegisterOutcome::Submitted
+    );
+    h.deliver().await;
+    for m in [active, locked, suspended] {
+        h.activate_member(m, PW).await;
+    }
+    for _ in 0..h.policy().lockout.threshold {
+        h.login(locked.id, WRONG_PW).await;
+    }
+    assert!(h.record(locked.id).await.state.lock().is_some());
+    h.staff(suspended.id, StaffRequest::Suspend).await.unwrap();
+    h.deliver().await;
+}
+
+/// Runs one request per class; returns (answer, work) per class.
+async fn each_class<F, Fut>(
+    counting: &Counting,
+    members: &[Member],
+    request: F,
+) -> Vec<(String, Work)>
+where
+    F: Fn(&'static str, Member) -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let mut out = Vec::new();
+    for m in members {
+        counting.take();
+        let answer = request(m.id, impostor(m)).await;
+        out.push((answer, counting.take()));
+    }
+    out
+}
+
+fn assert_same_work(flow: &str, results: &[(String, Work)], mail_to_member: &[&str]) {
+    let (_, baseline) = &results[3];
+    for (class, (_, work)) in CLASSES.iter().zip(results) {
+        assert_eq!(
+            work.shape(),
+            baseline.shape(),
+            "{flow}: store work for {class} differs from an active account's: {work:?} vs {baseline:?}"
+        );
+        assert_eq!(work.commits, 1, "{flow}: {class} commits once");
+        if !mail_to_member.contains(class) {
+            assert_eq!(work.mails(), 0, "{flow}: {class} queues no mail");
+        }
+    }
+}
+
+fn assert_same_answer(flow: &str, results: &[(String, Work)], except: &[&str]) {
+    let (baseline, _) = &results[3];
+    for (class, (answer, _)) in CLASSES.iter().zip(results) {
+        if !except.contains(class) {
+            assert_eq!(answer, baseline, "{flow}: {class} answers differently");
+        }
+    }
+}
+
+async fn equal_work(store: Arc<dyn AccountStore>, policy: Policy, backend: &str) {
+    let counting = Arc::new(Counting::new(store));
+    let members: Vec<Member> = (0..6).map(|i| member(i * 7 + 1)).collect();
+    let registry: Vec<&Member> = members[1..].iter().collect();
+    let h = &Harness::on(counting.clone(), policy, &registry);
+    classes(h, &members).await;
+    let reveal = h.policy().lockout.reveal_lock_state;
+    let locked_classes: &[&str] = if reveal {
+        &["locked", "suspended"]
+    } else {
+        &[]
+    };
+
+    let login = each_class(&counting, &members, |id, _| async {
+        format!("{:?}", h.service.login(id, h.pw(WRONG_PW)).await)
+    })
+    .await;
+    assert_same_work(&format!("{backend} login"), &login, &[]);
+    assert_same_answer(&format!("{backend} login"), &login, locked_classes);
+
+    let register = each_class(&counting, &members, |_, wrong| async move {
+        format!("{:?}", h.service.register(h.form(&wrong)).await)
+    })
+    .await;
+    assert_same_work(&format!("{backend} registration"), &register, &[]);
+    assert_same_answer(&format!("{backend} registration"), &register, &[]);
+    assert!(register[3].0.contains("ChecksFailed"), "{register:?}");
+
+    let knowledge = !h.policy().recovery.proofs.is_empty();
+    let recovery = each_class(&counting, &members, |_, wrong| async move {
+        format!("{:?}", h.service.start_recovery(h.recovery(&wrong)).await)
+    })
+    .await;
+    // Without any proof to get wrong, the member's reset link is the only difference.
+    let reset_mail: &[&str] = if knowledge {
+        &[]
+    } else {
+        &["active", "locked"]
+    };
+    assert_same_work(&format!("{backend} recovery"), &recovery, reset_mail);
+    assert_same_answer(&format!("{backend} recovery"), &recovery, &[]);
+
+    if h.policy().unlock.link_ttl.is_some() {
+        let unlock = each_class(&counting, &members, |id, _| async move {
+            format!("{:?}", h.service.request_unlock(id, Some(HUMAN)).await)
+        })
+        .await;
+        assert_same_work(&format!("{backend} unlock request"), &unlock, &["locked"]);
+        assert_same_answer(&format!("{backend} unlock request"), &unlock, &[]);
+        assert_eq!(unlock[4].1.mails(), 1, "the locked member gets the link");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------------------------
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn AccountStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("equal.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (dir, Arc::new(store))
+}
+
+async fn postgres() -> Option<Arc<dyn AccountStore>> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("skipped: DATABASE_URL not set");
+        assert!(
+            std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
+            "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run these)"
+        );
+        return None;
+    };
+    let schema = format!(
+        "afiliado_equal_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let store = PostgresStore::open_with(&url, PoolSettings::default().schema(&schema))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(Arc::new(store))
+}
+
+async fn on_every_backend(policy: fn() -> Policy) {
+    equal_work(Arc::new(MemoryStore::new()), policy(), "memory").await;
+    let (_dir, store) = sqlite().await;
+    equal_work(store, policy(), "sqlite").await;
+    if let Some(store) = postgres().await {
+        equal_work(store, policy(), "postgres").await;
+    }
+}
+
+#[tokio::test]
+async fn isspol_every_id_costs_the_same_store_work() {
+    on_every_backend(Policy::isspol).await;
+}
+
+#[tokio::test]
+async fn iess_every_id_costs_the_same_store_work() {
+    on_every_backend(Policy::iess).await;
+}
+
+#[tokio::test]
+async fn recommended_every_id_costs_the_same_store_work() {
+    on_every_backend(Policy::recommended).await;
+}
+
+/// Under a preset that tells the member the account is locked (ISSPOL), an unknown ID locks
+/// after the same failures and for the same time as an account, so locking reveals nothing.
+#[tokio::test]
+async fn an_unknown_id_locks_like_an_account() {
+    let members: Vec<Member> = (0..6).map(|i| member(i * 7 + 1)).collect();
+    for policy in [Policy::isspol(), Policy::iess(), Policy::recommended()] {
+        let registry: Vec<&Member> = members[1..].iter().collect();
+        let h = Harness::new(policy, &registry);
+        classes(&h, &members).await;
+        let (unknown, pending, active) = (&members[0], &members[2], &members[3]);
+        let rounds = h.policy().lockout.threshold + 2;
+        for round in 0..rounds {
+            let a = h.login(active.id, WRONG_PW).await;
+            let u = h.login(unknown.id, WRONG_PW).await;
+            let p = h.login(pending.id, WRONG_PW).await;
+            assert_eq!(u, a, "{}: round {round}", h.policy().name);
+            assert_eq!(p, a, "{}: round {round} (pending)", h.policy().name);
+            h.advance(Duration::seconds(30));
+        }
+        // And the lock lifts (or not) at the same time.
+        h.advance(Duration::hours(2));
+        let a = h.login(active.id, WRONG_PW).await;
+        let u = h.login(unknown.id, WRONG_PW).await;
+        assert_eq!(u, a, "{}: after the lock's duration", h.policy().name);
+    }
+}
