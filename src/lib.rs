@@ -98,10 +98,14 @@
 //! | Tokens: ≥ 256 bits from the OS RNG, stored as keyed digests, single use, bound to one account and purpose, dead at their deadline and when a newer one of the same purpose is issued or the password or email changes | `state_machine.rs` (model-based property test), `core_flows.rs` |
 //! | Secrets never reach `Debug`, `Display`, serde output, errors or the store in clear; full cédulas and addresses never reach `Debug`, errors, dead-letter reasons or audit text | `secrets.rs`, `redaction.rs`, the conformance planted-secret scan |
 //! | Every state change commits with its outbox mails and audit events in one transaction; the SQLite store recovers from a transient write fault | conformance `check_atomic_commit`, `sqlite_fault.rs` |
-//! | Everything a caller or a file can size is bounded (policy values, answers, staff text, roster lines, dispatcher durations) | `hash_bounds.rs`, `review_fixes.rs`, `roster.rs`, `dispatcher.rs` |
+//! | Everything a caller or a file can size is bounded (policy values, answers, staff text, roster lines, dispatcher durations, the response floor) | `hash_bounds.rs`, `review_fixes.rs`, `roster.rs`, `dispatcher.rs`, the `ServiceBuilder::response_floor` example |
+//! | Equal work: a login, registration, recovery or unlock request about an unknown ID, a registry member without an account, a pending, active, locked or suspended account does the same store work (one record read, one commit with its audit events) and gets the same answer as wrong proofs for an active account; IDs without an account lock exactly like accounts (`AccountRecord::shadow`). Only the member's own mail differs (an unlock link for a locked account; a reset link where the policy asks no proof), and the requester never sees it | `equal_work.rs` (every preset, every backend) |
+//! | Equal time: those four requests answer no earlier than `ServiceBuilder::response_floor` (50 ms by default, plus up to 1 ms of random jitter) after the call, so their latency does not depend on the ID; measured per flow, ID class and backend by `cargo bench --bench enumeration --all-features` (median ratios and Kolmogorov–Smirnov p-values against an active account) | `response_floor.rs`, the `enumeration` bench |
 //!
-//! Not yet kept: equal store work and equal timing for unknown and known IDs on the SQL
-//! stores (requests about unknown IDs write nothing today, so their latency differs there).
+//! Two limits of the equal-time rule: the floor hides only work that fits under it (pick one
+//! above your store's slowest normal answer; the bench prints the latencies), and under a
+//! preset that tells the member the account is locked (`lockout.reveal_lock_state`, ISSPOL)
+//! a suspended account's "locked" answer shows that the ID has an account, by that rule.
 //!
 //! ## Modules
 //!

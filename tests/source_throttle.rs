@@ -52,6 +52,7 @@ where
     .throttle(store)
     .directory(Arc::new(MemoryDirectory::new()))
     .clock(clock)
+    .response_floor(std::time::Duration::ZERO)
     .build()
     .unwrap()
 }

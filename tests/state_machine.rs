@@ -717,6 +717,8 @@ impl<P: Preset> ReferenceStateMachine for RefMachine<P> {
             state.state = before.state;
             state.lockouts = before.lockouts;
             state.check_failures = before.check_failures;
+            state.shadow = before.shadow;
+            state.shadow_lock = before.shadow_lock;
         }
         state
     }

@@ -17,6 +17,7 @@ mod normalize;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use rand::Rng as _;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -370,7 +371,18 @@ pub struct ServiceBuilder {
     throttle: Option<Arc<dyn crate::ports::SourceThrottle>>,
     pool: Option<HashPool>,
     max_retries: u32,
+    response_floor: std::time::Duration,
 }
+
+/// Default of [`ServiceBuilder::response_floor`].
+pub const DEFAULT_RESPONSE_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Random jitter added to the response floor, in microseconds (see
+/// [`ServiceBuilder::response_floor`]).
+const RESPONSE_JITTER_MICROS: u64 = 1_000;
+
+/// Largest [`ServiceBuilder::response_floor`] accepted.
+pub const MAX_RESPONSE_FLOOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for dyn AccountStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -438,13 +450,56 @@ impl ServiceBuilder {
         self.max_retries = n;
         self
     }
+    /// The least time a login, registration, recovery or unlock request takes to answer
+    /// (default [`DEFAULT_RESPONSE_FLOOR`], 50 ms; at most [`MAX_RESPONSE_FLOOR`]); each
+    /// answer comes between the floor and the floor plus a random millisecond.
+    ///
+    /// Every such request already does the same store work whatever the ID, but a store
+    /// still updates a large record a little more slowly than a small one, and a request that
+    /// mails the member (an unlock link for a locked account) seals and queues a message.
+    /// Answering no earlier than the floor, measured from the call, hides those differences
+    /// as long as the work fits under it: pick a floor above the slowest request your store
+    /// answers in normal operation (`cargo bench --bench enumeration --all-features` shows
+    /// the latencies and whether any difference remains). The wait is a timer, not work: it
+    /// holds no hashing worker, connection or lock. `Duration::ZERO` turns it off, for tests.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use afiliado::crypto::{DigestKey, HashParams};
+    /// use afiliado::memory::{MemoryDirectory, MemoryStore};
+    /// use afiliado::seal::SealKey;
+    /// use afiliado::service::{AccountService, ServiceError};
+    /// use afiliado::Policy;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(1); // keys: use real randomness
+    /// let builder = |floor| {
+    ///     AccountService::builder(Policy::isspol(), DigestKey::generate(&mut rng), SealKey::generate(&mut rng))
+    ///         .store(Arc::new(MemoryStore::new()))
+    ///         .directory(Arc::new(MemoryDirectory::new()))
+    ///         .response_floor(floor)
+    ///         .build()
+    /// };
+    /// assert!(builder(Duration::from_millis(50)).is_ok());
+    /// assert!(matches!(
+    ///     builder(Duration::from_secs(10)),
+    ///     Err(ServiceError::InvalidInput { field: "response_floor", .. })
+    /// ));
+    /// ```
+    pub fn response_floor(mut self, floor: std::time::Duration) -> Self {
+        self.response_floor = floor;
+        self
+    }
 
     /// Builds the service.
     ///
     /// # Errors
     ///
-    /// [`ServiceError::InvalidInput`] for an invalid policy or a missing store, directory
-    /// or (when the policy asks for one) human check; [`ServiceError::HasherMismatch`]
+    /// [`ServiceError::InvalidInput`] for an invalid policy, a missing store, directory
+    /// or (when the policy asks for one) human check, or a response floor above
+    /// [`MAX_RESPONSE_FLOOR`]; [`ServiceError::HasherMismatch`]
     /// when the hasher's parameters are not the policy's `hashing`.
     ///
     /// ```
@@ -474,6 +529,12 @@ impl ServiceBuilder {
     /// ```
     pub fn build(self) -> Result<AccountService, ServiceError> {
         self.policy.validate().map_err(|e| invalid("policy", e))?;
+        if self.response_floor > MAX_RESPONSE_FLOOR {
+            return Err(invalid(
+                "response_floor",
+                format_args!("at most {} ms", MAX_RESPONSE_FLOOR.as_millis()),
+            ));
+        }
         let store = self.store.ok_or(ServiceError::InvalidInput {
             field: "store",
             reason: "required".into(),
@@ -523,6 +584,7 @@ impl ServiceBuilder {
                 bounds,
                 pool: self.pool.unwrap_or_default(),
                 max_retries: self.max_retries,
+                response_floor: self.response_floor,
                 account_locks: AccountLocks::new(),
                 throttle: self.throttle,
             }),
@@ -553,6 +615,8 @@ struct Inner {
     bounds: HashCostBounds,
     pool: HashPool,
     max_retries: u32,
+    /// Least answer time of the requests an ID must not show through (see the builder).
+    response_floor: std::time::Duration,
     /// Serialises load → decide → commit per account inside this instance.
     account_locks: AccountLocks,
     throttle: Option<Arc<dyn crate::ports::SourceThrottle>>,
@@ -625,6 +689,7 @@ impl AccountService {
             throttle: None,
             pool: None,
             max_retries: 8,
+            response_floor: DEFAULT_RESPONSE_FLOOR,
         }
     }
 
@@ -672,6 +737,25 @@ impl AccountService {
         } else {
             Err(ServiceError::HumanCheckFailed)
         }
+    }
+
+    /// Runs `request`, answering no earlier than the response floor after the call began.
+    async fn floored<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        let floor = self.inner.response_floor;
+        if floor.is_zero() {
+            return request.await;
+        }
+        // Plus up to a millisecond of jitter: what the floor leaves of the work is a few
+        // microseconds in how the waiting task wakes up (measured by the enumeration bench:
+        // an outbox insert a floor earlier still nudged it), and a random millisecond drowns that.
+        #[allow(clippy::disallowed_methods)] // service: jitter from the OS-seeded RNG
+        let jitter =
+            std::time::Duration::from_micros(rand::rng().random_range(0..RESPONSE_JITTER_MICROS));
+        #[allow(clippy::disallowed_methods)] // service: the floor is measured in real time
+        let deadline = std::time::Instant::now() + floor + jitter;
+        let answer = request.await;
+        wait_until(deadline).await;
+        answer
     }
 
     async fn load(&self, member: &MemberId) -> Result<AccountRecord, ServiceError> {
@@ -1163,16 +1247,19 @@ impl AccountService {
     /// [`ServiceError::Throttled`] when the handle's source spent its failures
     /// ([`for_source`](Self::for_source)); failed checks and malformed answers count.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterOutcome, ServiceError> {
-        let now = self.inner.clock.now();
-        self.check_source(now).await?;
-        let result = self.register_core(req, now).await;
-        if matches!(
-            result,
-            Ok(RegisterOutcome::ChecksFailed) | Err(ServiceError::InvalidInput { .. })
-        ) {
-            self.source_failed(now).await?;
-        }
-        result
+        self.floored(async {
+            let now = self.inner.clock.now();
+            self.check_source(now).await?;
+            let result = self.register_core(req, now).await;
+            if matches!(
+                result,
+                Ok(RegisterOutcome::ChecksFailed) | Err(ServiceError::InvalidInput { .. })
+            ) {
+                self.source_failed(now).await?;
+            }
+            result
+        })
+        .await
     }
 
     async fn register_core(
@@ -1440,15 +1527,18 @@ impl AccountService {
         device_token: Option<&str>,
         trust_new_device: bool,
     ) -> Result<DeviceLogin, ServiceError> {
-        let now = self.inner.clock.now();
-        self.check_source(now).await?;
-        let answer = self
-            .login_core(member_id, password, device_token, trust_new_device, now)
-            .await?;
-        if !matches!(answer.outcome, LoginOutcome::Success { .. }) {
-            self.source_failed(now).await?;
-        }
-        Ok(answer)
+        self.floored(async {
+            let now = self.inner.clock.now();
+            self.check_source(now).await?;
+            let answer = self
+                .login_core(member_id, password, device_token, trust_new_device, now)
+                .await?;
+            if !matches!(answer.outcome, LoginOutcome::Success { .. }) {
+                self.source_failed(now).await?;
+            }
+            Ok(answer)
+        })
+        .await
     }
 
     async fn login_core(
@@ -1612,6 +1702,15 @@ impl AccountService {
         member_id: &str,
         human_response: Option<&str>,
     ) -> Result<(), ServiceError> {
+        self.floored(self.request_unlock_core(member_id, human_response))
+            .await
+    }
+
+    async fn request_unlock_core(
+        &self,
+        member_id: &str,
+        human_response: Option<&str>,
+    ) -> Result<(), ServiceError> {
         let now = self.inner.clock.now();
         self.check_source(now).await?;
         let member = self.parse_member(member_id)?;
@@ -1655,16 +1754,19 @@ impl AccountService {
         &self,
         req: RecoveryRequest,
     ) -> Result<RecoveryOutcome, ServiceError> {
-        let now = self.inner.clock.now();
-        self.check_source(now).await?;
-        let result = self.start_recovery_core(req, now).await;
-        if matches!(
-            result,
-            Ok(RecoveryOutcome::ChecksFailed) | Err(ServiceError::InvalidInput { .. })
-        ) {
-            self.source_failed(now).await?;
-        }
-        result
+        self.floored(async {
+            let now = self.inner.clock.now();
+            self.check_source(now).await?;
+            let result = self.start_recovery_core(req, now).await;
+            if matches!(
+                result,
+                Ok(RecoveryOutcome::ChecksFailed) | Err(ServiceError::InvalidInput { .. })
+            ) {
+                self.source_failed(now).await?;
+            }
+            result
+        })
+        .await
     }
 
     async fn start_recovery_core(
@@ -1729,8 +1831,10 @@ impl AccountService {
             new_email,
             link,
         });
+        // The record read above (or a fresh one): one read, whatever the ID.
+        let record = record.unwrap_or_else(|| AccountRecord::new(member.clone()));
         let applied = self
-            .apply_from(record, &member, now, Some(&secrets), |_| {
+            .apply_from(Some(record), &member, now, Some(&secrets), |_| {
                 Cow::Borrowed(&cmd)
             })
             .await?;
@@ -1953,6 +2057,26 @@ impl AccountService {
 }
 
 /// Whether a knowledge answer (or question id) is longer than [`MAX_ANSWER_CHARS`].
+/// Waits until `deadline` with sub-millisecond precision. Tokio's timer alone is not enough
+/// for the response floor: it wakes on 1 ms ticks, and when a worker parks its wake-up is
+/// rounded up to whole milliseconds from the moment it parked, so the answer time would still
+/// carry how long the work took, modulo a millisecond (measured with `cargo bench --bench
+/// enumeration`). The timer covers all but the last 2 ms; the OS's high-resolution sleep on a
+/// blocking thread covers the rest (it holds that thread for at most 2 ms, and no hashing
+/// worker, connection or lock).
+async fn wait_until(deadline: std::time::Instant) {
+    const FINE: std::time::Duration = std::time::Duration::from_millis(2);
+    if let Some(coarse) = deadline.checked_sub(FINE) {
+        tokio::time::sleep_until(coarse.into()).await;
+    }
+    #[allow(clippy::disallowed_methods)] // service: the floor is measured in real time
+    let rest = deadline.saturating_duration_since(std::time::Instant::now());
+    if !rest.is_zero() {
+        // A failed blocking task only shortens the wait; the answer is unchanged.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 fn too_long(answer: &str) -> bool {
     answer.chars().count() > MAX_ANSWER_CHARS
 }

@@ -208,6 +208,8 @@ impl<S: AccountStore + 'static> Harness<S> {
             .directory(Arc::new(directory))
             .human_check(Arc::new(AlwaysPass))
             .clock(clock.clone())
+            // Flow tests do not measure time: no response floor.
+            .response_floor(std::time::Duration::ZERO)
             .build()
             .expect("service builds");
         let dispatcher = OutboxDispatcher::new(
