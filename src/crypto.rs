@@ -1469,6 +1469,45 @@ impl DigestKey {
         DigestKey { block }
     }
 
+    /// A fresh key from the operating system's random generator.
+    #[must_use]
+    pub fn random() -> Self {
+        #[allow(clippy::disallowed_methods)] // keys come from the OS-seeded RNG
+        let mut rng = rand::rng();
+        Self::generate(&mut rng)
+    }
+
+    /// A key from its text form: 32 bytes in base64 (standard or URL-safe, padding
+    /// optional), as produced by `openssl rand -base64 32`.
+    ///
+    /// ```
+    /// use afiliado::crypto::DigestKey;
+    ///
+    /// let key = DigestKey::from_base64("ZHVtbXkga2V5IGZvciB0aGUgZG9jcyBleGFtcGxlIQ==")?;
+    /// assert_eq!(key.id().to_string().len(), 8);
+    /// assert!(DigestKey::from_base64("c2hvcnQ=").is_err());
+    /// # Ok::<(), afiliado::crypto::CryptoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::KeyTooShort`] when the text is not base64 of at least 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+        let text = text.trim();
+        let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .map(zeroize::Zeroizing::new)
+            .unwrap_or_default();
+        Self::from_bytes(&bytes)
+    }
+
+    /// The key's public name (first 4 bytes of a SHA-256 of it), for logs and configuration.
+    pub fn id(&self) -> KeyId {
+        KeyId::of(b"digest", self.block.expose_secret())
+    }
+
     /// RFC 2104 key normalisation, without any length check.
     fn from_key_material(key: &[u8]) -> Self {
         let mut block = SecretBox::new(Box::new([0u8; HMAC_BLOCK]));
@@ -1682,6 +1721,45 @@ impl<'de> Deserialize<'de> for Digest {
             }
         }
         deserializer.deserialize_str(V)
+    }
+}
+
+/// A key's public name: the first 4 bytes of a SHA-256 of the key, printed as 8 hex digits.
+/// It identifies a key in sealed payloads, logs and errors without revealing it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId(pub(crate) [u8; 4]);
+
+impl KeyId {
+    /// The id of `key` material, under a label that keeps ids of different key kinds apart.
+    pub(crate) fn of(label: &[u8], key: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"afiliado key id\0");
+        h.update(label);
+        h.update([0]);
+        h.update(key);
+        let d: [u8; 32] = h.finalize().into();
+        KeyId([d[0], d[1], d[2], d[3]])
+    }
+
+    /// The 4 bytes.
+    pub fn as_bytes(&self) -> [u8; 4] {
+        self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyId({self})")
     }
 }
 

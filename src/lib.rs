@@ -107,6 +107,30 @@
 //! preset that tells the member the account is locked (`lockout.reveal_lock_state`, ISSPOL)
 //! a suspended account's "locked" answer shows that the ID has an account, by that rule.
 //!
+//! ## Keys: generate, store, rotate
+//!
+//! A deployment has two server keys: a [`crypto::DigestKey`] (HMAC-SHA-256 of link tokens,
+//! codes, device tokens and pseudonyms) and a [`seal::SealKey`] (ChaCha20-Poly1305 sealing of
+//! link secrets in the outbox). Every instance sharing a store needs the same two.
+//!
+//! * **Generate** 32 random bytes per key, e.g. `openssl rand -base64 32`, or
+//!   `DigestKey::random()` / `SealKey::random()` in a one-off tool.
+//! * **Store** them in the host's secret store (or files readable only by the service) and
+//!   load them with `DigestKey::from_base64` / `SealKey::from_base64`; never in the repository
+//!   or the policy file. Each key has a public [`crypto::KeyId`] (8 hex digits) to name it in
+//!   configuration and logs; `Debug` never shows a key.
+//! * **Rotate** without losing mail or links: start every instance with the new keys as the
+//!   current ones and the old ones listed as older —
+//!   `ServiceBuilder::older_digest_key(old)` on the service, and a
+//!   [`seal::SealKeys`]`::new(new).with_older(old)` for the [`OutboxDispatcher`](crate#features).
+//!   Links, codes and device tokens digested under the old key keep working, and mail queued
+//!   under the old seal key is still delivered. A dispatcher that meets a message sealed under
+//!   a key it was not given keeps it pending and tries again later instead of dead-lettering
+//!   it. Drop the old seal key once the outbox holds nothing sealed with it (a day is ample),
+//!   and the old digest key once the longest-lived token it digested has expired (trusted
+//!   devices: `policy.devices.lifetime`, 90 days by default). Per-source failure counts start
+//!   afresh under a new digest key.
+//!
 //! ## Modules
 //!
 //! * [`identity`] — cédula, foreigner code, member ID, email, phones, masked renderings.

@@ -94,7 +94,7 @@ pub struct Policy {
 }
 
 /// Per-source throttling: failures (wrong logins, failed registration or recovery checks,
-/// unlock requests that send nothing) from one client source, across every ID, are counted in
+/// every unlock request) from one client source, across every ID, are counted in
 /// fixed windows; once a source reaches `threshold` in a window its calls are refused with
 /// [`ServiceError::Throttled`](crate::service::ServiceError::Throttled) (HTTP 429) until the
 /// window ends. Needs a source (`AccountService::for_source`) and a store

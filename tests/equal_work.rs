@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use afiliado::core::{AccountRecord, AuditEvent};
 use afiliado::crypto::{Digest, TokenPurpose};
-use afiliado::ports::{NewMessage, OutboxMessage, StoreError};
+use afiliado::ports::{NewMessage, OutboxMessage, SourceThrottle, StoreError};
 use afiliado::postgres::{PoolSettings, PostgresStore};
 use afiliado::sqlite::SqliteStore;
 use async_trait::async_trait;
@@ -34,16 +34,21 @@ struct Work {
     audit: Vec<usize>,
     /// Outbox messages per commit.
     outbox: Vec<usize>,
+    /// Per-source failure counts read and written (the request comes through `for_source`).
+    source_reads: u32,
+    source_writes: u32,
 }
 
 impl Work {
     /// The work a requester could observe (through timing): everything but the member's mail.
-    fn shape(&self) -> (u32, u32, u32, bool) {
+    fn shape(&self) -> (u32, u32, u32, bool, u32, u32) {
         (
             self.loads,
             self.token_loads,
             self.commits,
             self.audit.iter().all(|n| *n >= 1),
+            self.source_reads,
+            self.source_writes,
         )
     }
 
@@ -54,6 +59,7 @@ impl Work {
 
 struct Counting {
     inner: Arc<dyn AccountStore>,
+    throttle: MemoryStore,
     work: Mutex<Work>,
 }
 
@@ -61,6 +67,7 @@ impl Counting {
     fn new(inner: Arc<dyn AccountStore>) -> Self {
         Self {
             inner,
+            throttle: MemoryStore::new(),
             work: Mutex::new(Work::default()),
         }
     }
@@ -135,6 +142,29 @@ impl AccountStore for Counting {
     }
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.purge_audit(before).await
+    }
+}
+
+#[async_trait]
+impl SourceThrottle for Counting {
+    async fn source_failures(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.work.lock().unwrap().source_reads += 1;
+        self.throttle.source_failures(source, window).await
+    }
+    async fn add_source_failure(
+        &self,
+        source: &Digest,
+        window: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.work.lock().unwrap().source_writes += 1;
+        self.throttle.add_source_failure(source, window).await
+    }
+    async fn purge_sources(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.throttle.purge_sources(before).await
     }
 }
 
@@ -271,7 +301,9 @@ async fn equal_work(store: Arc<dyn AccountStore>, policy: Policy, backend: &str)
         .collect();
     let mut registry: Vec<&Member> = members[1..].iter().collect();
     registry.extend(first_contact.iter().map(|[_, r]| r));
-    let h = &Harness::on(counting.clone(), policy, &registry);
+    let h = &Harness::throttled(counting.clone(), Some(counting.clone()), policy, &registry);
+    // Every request comes from one client source, as a host's would.
+    let service = &h.service.for_source("203.0.113.9");
     classes(h, &members).await;
     let for_flow = |f: usize| -> Vec<Member> {
         let [unknown, registry] = &first_contact[f];
@@ -294,14 +326,14 @@ async fn equal_work(store: Arc<dyn AccountStore>, policy: Policy, backend: &str)
     };
 
     let login = each_class(&counting, &for_flow(0), |id, _| async {
-        format!("{:?}", h.service.login(id, h.pw(WRONG_PW)).await)
+        format!("{:?}", service.login(id, h.pw(WRONG_PW)).await)
     })
     .await;
     assert_same_work(&format!("{backend} login"), &login, &[]);
     assert_same_answer(&format!("{backend} login"), &login, locked_classes);
 
     let register = each_class(&counting, &for_flow(1), |_, wrong| async move {
-        format!("{:?}", h.service.register(h.form(&wrong)).await)
+        format!("{:?}", service.register(h.form(&wrong)).await)
     })
     .await;
     assert_same_work(&format!("{backend} registration"), &register, &[]);
@@ -310,7 +342,7 @@ async fn equal_work(store: Arc<dyn AccountStore>, policy: Policy, backend: &str)
 
     let knowledge = !h.policy().recovery.proofs.is_empty();
     let recovery = each_class(&counting, &for_flow(2), |_, wrong| async move {
-        format!("{:?}", h.service.start_recovery(h.recovery(&wrong)).await)
+        format!("{:?}", service.start_recovery(h.recovery(&wrong)).await)
     })
     .await;
     // Without any proof to get wrong, the member's reset link is the only difference.
@@ -324,7 +356,7 @@ async fn equal_work(store: Arc<dyn AccountStore>, policy: Policy, backend: &str)
 
     if h.policy().unlock.link_ttl.is_some() {
         let unlock = each_class(&counting, &for_flow(3), |id, _| async move {
-            format!("{:?}", h.service.request_unlock(id, Some(HUMAN)).await)
+            format!("{:?}", service.request_unlock(id, Some(HUMAN)).await)
         })
         .await;
         assert_same_work(&format!("{backend} unlock request"), &unlock, &["locked"]);

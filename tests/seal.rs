@@ -35,7 +35,8 @@ fn round_trip_with_and_without_code() {
     for with_code in [true, false] {
         let s = secrets(&mut r, with_code);
         let sealed = key.seal(&s, AAD, &mut r);
-        assert_eq!(sealed[0], 1, "version byte");
+        assert_eq!(sealed[0], 2, "version byte");
+        assert_eq!(sealed[1..5], key.id().as_bytes(), "key id");
         let opened = key.open(&sealed, AAD).unwrap();
         assert!(same(&s, &opened));
         assert_eq!(opened.code.is_some(), with_code);
@@ -108,9 +109,10 @@ fn wrong_key_is_rejected() {
     let key = SealKey::generate(&mut r);
     let other = SealKey::generate(&mut r);
     let sealed = key.seal(&secrets(&mut r, false), AAD, &mut r);
+    // The payload names its key, so the error says which key it needs.
     assert_eq!(
         other.open(&sealed, AAD).unwrap_err(),
-        SealError::Authentication
+        SealError::UnknownKey { id: key.id() }
     );
     // A clone is the same key.
     assert!(key.clone().open(&sealed, AAD).is_ok());
@@ -127,10 +129,17 @@ fn every_flipped_byte_is_rejected() {
             bad[i] ^= bit;
             let err = key.open(&bad, AAD).unwrap_err();
             if i == 0 {
+                // Another version byte: unknown, or the first format (no key id), which
+                // then fails authentication.
                 assert!(
-                    matches!(err, SealError::UnsupportedVersion { .. }),
+                    matches!(
+                        err,
+                        SealError::UnsupportedVersion { .. } | SealError::Authentication
+                    ),
                     "{i}: {err:?}"
                 );
+            } else if (1..5).contains(&i) {
+                assert!(matches!(err, SealError::UnknownKey { .. }), "{i}: {err:?}");
             } else {
                 assert_eq!(err, SealError::Authentication, "byte {i}");
             }
@@ -145,7 +154,7 @@ fn truncated_or_extended_input_is_rejected() {
     let sealed = key.seal(&secrets(&mut r, true), AAD, &mut r);
     for len in 0..sealed.len() {
         let err = key.open(&sealed[..len], AAD).unwrap_err();
-        if len < 1 + 12 + 16 {
+        if len < 1 + 4 + 12 + 16 {
             assert!(matches!(err, SealError::Truncated { .. }), "{len}: {err:?}");
         } else {
             assert_eq!(err, SealError::Authentication, "{len}");
@@ -164,7 +173,7 @@ fn unknown_versions_are_rejected() {
     let mut r = rng(8);
     let key = SealKey::generate(&mut r);
     let sealed = key.seal(&secrets(&mut r, true), AAD, &mut r);
-    for version in [0u8, 2, 0xff] {
+    for version in [0u8, 3, 0xff] {
         let mut bad = sealed.clone();
         bad[0] = version;
         assert_eq!(
@@ -186,7 +195,7 @@ fn fresh_nonce_per_seal() {
     let a = key.seal(&s, AAD, &mut r);
     let b = key.seal(&s, AAD, &mut r);
     assert_ne!(a, b);
-    assert_ne!(a[1..13], b[1..13], "nonces differ");
+    assert_ne!(a[5..17], b[5..17], "nonces differ");
     assert!(same(
         &key.open(&a, AAD).unwrap(),
         &key.open(&b, AAD).unwrap()
@@ -194,20 +203,21 @@ fn fresh_nonce_per_seal() {
 }
 
 #[test]
-fn layout_is_version_nonce_ciphertext_tag() {
+fn layout_is_version_key_id_nonce_ciphertext_tag() {
     let key = SealKey::from_bytes(&[3; 32]).unwrap();
     let s = LinkSecrets::new(
         Token::generate(&mut rng(10)),
         Some(NumericCode::parse("123456", 6).unwrap()),
     );
     let sealed = key.seal(&s, AAD, &mut rng(11));
-    // version + nonce + (format byte + 43-char token + NUL + 6 digits) + tag
-    assert_eq!(sealed.len(), 1 + 12 + (1 + 43 + 1 + 6) + 16);
+    // version + key id + nonce + (format byte + 43-char token + NUL + 6 digits) + tag
+    assert_eq!(sealed.len(), 1 + 4 + 12 + (1 + 43 + 1 + 6) + 16);
+    assert_eq!(sealed[1..5], key.id().as_bytes());
     let mut nonce = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rng(11), &mut nonce);
-    assert_eq!(sealed[1..13], nonce);
+    assert_eq!(sealed[5..17], nonce);
     let no_code = key.seal(&LinkSecrets::new(s.token.clone(), None), AAD, &mut rng(11));
-    assert_eq!(no_code.len(), 1 + 12 + (1 + 43 + 1) + 16);
+    assert_eq!(no_code.len(), 1 + 4 + 12 + (1 + 43 + 1) + 16);
 }
 
 #[test]

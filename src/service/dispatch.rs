@@ -25,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::notices::{LinkBase, render};
 use crate::ports::{AccountStore, Clock, MailError, Mailer, OutboxMessage};
-use crate::seal::SealKey;
+use crate::seal::{SealError, SealKeys};
 
 use super::ServiceError;
 
@@ -85,7 +85,7 @@ impl DispatcherHandle {
 pub struct OutboxDispatcher {
     store: Arc<dyn AccountStore>,
     mailer: Arc<dyn Mailer>,
-    seal_key: SealKey,
+    seal_keys: SealKeys,
     links: LinkBase,
     clock: Arc<dyn Clock>,
     max_attempts: u32,
@@ -144,14 +144,14 @@ impl OutboxDispatcher {
     pub fn new(
         store: Arc<dyn AccountStore>,
         mailer: Arc<dyn Mailer>,
-        seal_key: SealKey,
+        seal_keys: impl Into<SealKeys>,
         links: LinkBase,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             mailer,
-            seal_key,
+            seal_keys: seal_keys.into(),
             links,
             clock,
             max_attempts: 8,
@@ -335,11 +335,21 @@ impl OutboxDispatcher {
         now: OffsetDateTime,
     ) -> Result<Outcome, ServiceError> {
         let aad = msg.idempotency_key.as_bytes();
-        let Ok(secrets) = self.seal_key.open_optional(&msg.sealed, aad) else {
-            self.store
-                .dead_letter(msg.id, now, "sealed payload cannot be opened")
-                .await?;
-            return Ok(Outcome::DeadLettered);
+        let secrets = match self.seal_keys.open_optional(&msg.sealed, aad) {
+            Ok(secrets) => secrets,
+            // Sealed under a key this dispatcher was not given (a rotation that dropped the
+            // old key too early): the message waits, pending, for a dispatcher that has it,
+            // instead of being lost. It is tried again after the longest backoff.
+            Err(SealError::UnknownKey { .. }) => {
+                let at = now.checked_add(self.max_backoff).unwrap_or(now);
+                self.store.retry_later(msg.id, at).await?;
+                return Ok(Outcome::Retried);
+            }
+            Err(e) => {
+                let reason = format!("sealed payload cannot be opened: {e}");
+                self.store.dead_letter(msg.id, now, &reason).await?;
+                return Ok(Outcome::DeadLettered);
+            }
         };
         let mail = match render(
             &msg.notice,

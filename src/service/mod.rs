@@ -372,6 +372,7 @@ pub struct ServiceBuilder {
     pool: Option<HashPool>,
     max_retries: u32,
     response_floor: std::time::Duration,
+    older_digest_keys: Vec<DigestKey>,
 }
 
 /// Default of [`ServiceBuilder::response_floor`].
@@ -493,6 +494,19 @@ impl ServiceBuilder {
         self
     }
 
+    /// A digest key used before the current one (repeat for several). Links, codes and
+    /// device tokens it digested keep working until they expire; everything new is digested
+    /// with the current key. Per-source failure counts start afresh under a new key.
+    ///
+    /// Rotating keys: put the new key first (the `digest_key` of [`AccountService::builder`])
+    /// and list the old one here; drop it once the longest-lived token it digested has
+    /// expired (trusted devices: `policy.devices.lifetime`, 90 days by default). Seal keys
+    /// rotate the same way on the [`OutboxDispatcher`] with [`crate::seal::SealKeys`].
+    pub fn older_digest_key(mut self, key: DigestKey) -> Self {
+        self.older_digest_keys.push(key);
+        self
+    }
+
     /// Builds the service.
     ///
     /// # Errors
@@ -585,6 +599,7 @@ impl ServiceBuilder {
                 pool: self.pool.unwrap_or_default(),
                 max_retries: self.max_retries,
                 response_floor: self.response_floor,
+                older_digest_keys: self.older_digest_keys,
                 account_locks: AccountLocks::new(),
                 throttle: self.throttle,
             }),
@@ -617,6 +632,8 @@ struct Inner {
     max_retries: u32,
     /// Least answer time of the requests an ID must not show through (see the builder).
     response_floor: std::time::Duration,
+    /// Digest keys before the current one: links and device tokens they digested still work.
+    older_digest_keys: Vec<DigestKey>,
     /// Serialises load → decide → commit per account inside this instance.
     account_locks: AccountLocks,
     throttle: Option<Arc<dyn crate::ports::SourceThrottle>>,
@@ -690,6 +707,7 @@ impl AccountService {
             pool: None,
             max_retries: 8,
             response_floor: DEFAULT_RESPONSE_FLOOR,
+            older_digest_keys: Vec::new(),
         }
     }
 
@@ -1344,16 +1362,26 @@ impl AccountService {
         Token::parse(text).map_err(|e| invalid("token", e))
     }
 
+    /// Every digest key, the current one first (older ones verify what they digested).
+    fn digest_keys(&self) -> impl Iterator<Item = &DigestKey> {
+        std::iter::once(&self.inner.digest_key).chain(&self.inner.older_digest_keys)
+    }
+
+    /// The record holding `token`, looked up under the current digest key and then under
+    /// each older one (a key rotation kills no live link).
     async fn by_token(
         &self,
         purpose: TokenPurpose,
         token: &Token,
     ) -> Result<(Digest, Option<AccountRecord>), ServiceError> {
-        let digest = self.inner.digest_key.digest_token(purpose, token);
-        Ok((
-            digest,
-            self.inner.store.load_by_token(purpose, &digest).await?,
-        ))
+        let current = self.inner.digest_key.digest_token(purpose, token);
+        for key in self.digest_keys() {
+            let digest = key.digest_token(purpose, token);
+            if let Some(record) = self.inner.store.load_by_token(purpose, &digest).await? {
+                return Ok((digest, Some(record)));
+            }
+        }
+        Ok((current, None))
     }
 
     /// Opening the activation link: reports whether it works, consumes nothing.
@@ -1403,11 +1431,23 @@ impl AccountService {
         let code = match (code, self.inner.policy.activation.code_digits) {
             (Some(c), Some(d)) => {
                 let c = NumericCode::parse(c, d).map_err(|e| invalid("code", e))?;
-                Some(self.inner.digest_key.digest_code(
-                    TokenPurpose::ActivationCode,
-                    record.member.as_str(),
-                    &c,
-                ))
+                let stored = match &record.state {
+                    crate::core::AccountState::PendingActivation(p) => p.code,
+                    _ => None,
+                };
+                // Under whichever listed key digested the stored code (the current one for
+                // a wrong code).
+                let candidates: Vec<Digest> = self
+                    .digest_keys()
+                    .map(|k| {
+                        k.digest_code(TokenPurpose::ActivationCode, record.member.as_str(), &c)
+                    })
+                    .collect();
+                candidates
+                    .iter()
+                    .find(|d| Some(**d) == stored)
+                    .or(candidates.first())
+                    .copied()
             }
             _ => None,
         };
@@ -1565,9 +1605,14 @@ impl AccountService {
         };
         // The device the browser claims (ignored when malformed), and a fresh one to trust
         // if this login succeeds from an untrusted browser.
-        let device = device_token
+        let device_candidates: Vec<Digest> = device_token
             .and_then(|t| Token::parse(t).ok())
-            .map(|t| self.inner.digest_key.digest_token(TokenPurpose::Device, &t));
+            .map(|t| {
+                self.digest_keys()
+                    .map(|k| k.digest_token(TokenPurpose::Device, &t))
+                    .collect()
+            })
+            .unwrap_or_default();
         let (new_device, enroll) = if policy.devices.enabled && trust_new_device {
             let (token, digest) = self.new_token(TokenPurpose::Device);
             (Some(token), Some(digest))
@@ -1575,6 +1620,16 @@ impl AccountService {
             (None, None)
         };
         let record = self.inner.store.load(&member).await?;
+        // The device as the record knows it, under whichever listed key digested it.
+        let device = device_candidates
+            .iter()
+            .find(|d| {
+                record
+                    .as_ref()
+                    .is_some_and(|r| r.devices.iter().any(|t| t.digest == **d))
+            })
+            .or(device_candidates.first())
+            .copied();
         let stored = record.as_ref().and_then(|r| r.password_hash().cloned());
         let checked = self
             .verify_checked(password.expose_secret(), stored.clone())
@@ -1723,16 +1778,13 @@ impl AccountService {
             link,
             human_verified: human || !self.inner.policy.unlock.human_check,
         };
-        let sent = match self.apply(&member, now, &cmd, Some(&secrets)).await? {
-            Ok(a) => matches!(a.decision.outcome, Outcome::UnlockLinkSent { .. }),
-            Err(Denied::NotApplicable { .. }) => false,
+        match self.apply(&member, now, &cmd, Some(&secrets)).await? {
+            Ok(_) | Err(Denied::NotApplicable { .. }) => {}
             Err(d) => return Err(d.into()),
-        };
-        // A request that sends nothing (unknown ID, not locked, a live link already out)
-        // counts against the source.
-        if !sent {
-            self.source_failed(now).await?;
         }
+        // Every unlock request counts against the source, whether or not it sent a link: the
+        // same store work for every ID (and a member asks for a link once, not fifty times).
+        self.source_failed(now).await?;
         Ok(())
     }
 

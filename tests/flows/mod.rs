@@ -193,6 +193,16 @@ impl Harness {
 impl<S: AccountStore + 'static> Harness<S> {
     /// The harness on `store` (memory, SQLite, PostgreSQL).
     pub fn on(store: Arc<S>, policy: Policy, members: &[&Member]) -> Self {
+        Self::throttled(store, None, policy, members)
+    }
+
+    /// The harness on `store`, counting per-source failures in `throttle` when given.
+    pub fn throttled(
+        store: Arc<S>,
+        throttle: Option<Arc<dyn afiliado::ports::SourceThrottle>>,
+        policy: Policy,
+        members: &[&Member],
+    ) -> Self {
         let mut policy = policy;
         policy.hashing = HashParams::danger_insecure_for_tests();
         let mut rng = StdRng::seed_from_u64(20_261_122);
@@ -203,7 +213,11 @@ impl<S: AccountStore + 'static> Harness<S> {
             .iter()
             .fold(MemoryDirectory::new(), |d, m| d.with(m.facts.clone()));
         let mailer = Arc::new(MemoryMailer::new());
-        let service = AccountService::builder(policy, digest_key, seal_key.clone())
+        let mut builder = AccountService::builder(policy, digest_key, seal_key.clone());
+        if let Some(throttle) = throttle {
+            builder = builder.throttle(throttle);
+        }
+        let service = builder
             .store(store.clone())
             .directory(Arc::new(directory))
             .human_check(Arc::new(AlwaysPass))
