@@ -9,16 +9,16 @@
 #![cfg(all(feature = "memory", feature = "sqlite", feature = "postgres"))]
 #![allow(clippy::disallowed_methods)]
 
+mod flows;
+
 use std::sync::Arc;
 
 use afiliado::core::{AccountRecord, AccountState, AuditKind, Contact, Profile};
 use afiliado::crypto::{DigestKey, HashParams, hash_password};
 use afiliado::memory::{MemoryDirectory, MemoryStore};
 use afiliado::ports::{AccountStore, AlwaysPass, ManualClock, MemberFacts};
-use afiliado::postgres::{PoolSettings, PostgresStore};
 use afiliado::seal::SealKey;
 use afiliado::service::{AccountService, HashPool, LoginOutcome, RecoveryOutcome, RecoveryRequest};
-use afiliado::sqlite::SqliteStore;
 use afiliado::{MemberId, Password, Policy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -219,40 +219,6 @@ async fn unlock_and_recovery_storm(store: Arc<dyn AccountStore>, backend: &str) 
     );
 }
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn AccountStore>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("afiliado.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    (dir, Arc::new(store))
-}
-
-/// A PostgreSQL store in a fresh schema, or `None` (printing the line CI fails on) without
-/// `DATABASE_URL`.
-async fn postgres() -> Option<Arc<dyn AccountStore>> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        println!("skipped: DATABASE_URL not set");
-        assert!(
-            std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
-            "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run these)"
-        );
-        return None;
-    };
-    let schema = format!(
-        "afiliado_contention_{}_{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let store = PostgresStore::open_with(
-        &url,
-        PoolSettings::default().max_connections(8).schema(&schema),
-    )
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    Some(Arc::new(store))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_storm_on_memory() {
     login_storm(Arc::new(MemoryStore::new()), "memory").await;
@@ -260,26 +226,26 @@ async fn login_storm_on_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_storm_on_sqlite() {
-    let (_dir, store) = sqlite().await;
+    let (_dir, store) = flows::sqlite_store().await;
     login_storm(store, "sqlite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_storm_on_postgres() {
-    if let Some(store) = postgres().await {
+    if let Some(store) = flows::postgres_store("contention").await {
         login_storm(store, "postgres").await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unlock_and_recovery_storms_on_sqlite() {
-    let (_dir, store) = sqlite().await;
+    let (_dir, store) = flows::sqlite_store().await;
     unlock_and_recovery_storm(store, "sqlite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unlock_and_recovery_storms_on_postgres() {
-    if let Some(store) = postgres().await {
+    if let Some(store) = flows::postgres_store("contention").await {
         unlock_and_recovery_storm(store, "postgres").await;
     }
 }

@@ -15,8 +15,6 @@ use std::sync::Mutex;
 use afiliado::core::{AccountRecord, AuditEvent};
 use afiliado::crypto::{Digest, TokenPurpose};
 use afiliado::ports::{NewMessage, OutboxMessage, SourceThrottle, StoreError};
-use afiliado::postgres::{PoolSettings, PostgresStore};
-use afiliado::sqlite::SqliteStore;
 use async_trait::async_trait;
 use flows::*;
 
@@ -369,40 +367,11 @@ async fn equal_work(store: Arc<dyn AccountStore>, policy: Policy, backend: &str)
 // Backends
 // ---------------------------------------------------------------------------------------------
 
-async fn sqlite() -> (tempfile::TempDir, Arc<dyn AccountStore>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("equal.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    (dir, Arc::new(store))
-}
-
-async fn postgres() -> Option<Arc<dyn AccountStore>> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        println!("skipped: DATABASE_URL not set");
-        assert!(
-            std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
-            "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run these)"
-        );
-        return None;
-    };
-    let schema = format!(
-        "afiliado_equal_{}_{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let store = PostgresStore::open_with(&url, PoolSettings::default().schema(&schema))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Some(Arc::new(store))
-}
-
 async fn on_every_backend(policy: fn() -> Policy) {
     equal_work(Arc::new(MemoryStore::new()), policy(), "memory").await;
-    let (_dir, store) = sqlite().await;
+    let (_dir, store) = sqlite_store().await;
     equal_work(store, policy(), "sqlite").await;
-    if let Some(store) = postgres().await {
+    if let Some(store) = postgres_store("equal").await {
         equal_work(store, policy(), "postgres").await;
     }
 }

@@ -545,3 +545,45 @@ pub fn denied(r: Result<impl std::fmt::Debug, ServiceError>) -> Denied {
 // ---------------------------------------------------------------------------------------------
 // ISSPOL (the ISSPOL guide and registration manual)
 // ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// Durable backends
+// ---------------------------------------------------------------------------------------------
+
+/// A migrated SQLite store in a fresh temporary directory (kept alive by the returned guard).
+#[cfg(feature = "sqlite")]
+pub async fn sqlite_store() -> (tempfile::TempDir, Arc<dyn AccountStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("afiliado.db").display());
+    let store = afiliado::sqlite::SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (dir, Arc::new(store))
+}
+
+/// A migrated PostgreSQL store in a fresh schema named after `label`, or `None` (printing the
+/// line CI fails on) without `DATABASE_URL`.
+#[cfg(feature = "postgres")]
+pub async fn postgres_store(label: &str) -> Option<Arc<dyn AccountStore>> {
+    use afiliado::postgres::{PoolSettings, PostgresStore};
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("skipped: DATABASE_URL not set");
+        assert!(
+            std::env::var_os("AFILIADO_REQUIRE_SERVICES").is_none(),
+            "DATABASE_URL is not set but AFILIADO_REQUIRE_SERVICES is (CI must run these)"
+        );
+        return None;
+    };
+    let schema = format!(
+        "afiliado_{label}_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let store = PostgresStore::open_with(
+        &url,
+        PoolSettings::default().max_connections(8).schema(&schema),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    Some(Arc::new(store))
+}
