@@ -104,7 +104,7 @@ pub struct Policy {
 #[non_exhaustive]
 pub struct SourcePolicy {
     /// Length of a counting window (default 15 minutes).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub window: Duration,
     /// Failures per source and window before its calls are refused (default 50).
     pub threshold: u32,
@@ -130,7 +130,7 @@ pub struct DevicePolicy {
     /// Whether devices are trusted at all (on in every preset).
     pub enabled: bool,
     /// How long a device stays trusted after its login (default 90 days).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub lifetime: Duration,
     /// Wrong passwords from one device since its last successful login after which it is no
     /// longer trusted (and its logins count against the account like any other client's).
@@ -171,7 +171,7 @@ pub struct StaffPolicy {
     pub confirm_email_change: bool,
     /// Lifetime of the confirmation link sent to the new address (default 24 hours); an
     /// unconfirmed change expires with it.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub email_change_ttl: Duration,
 }
 
@@ -207,7 +207,7 @@ pub struct RetentionPolicy {
     /// Audit events older than this are deleted by [`crate::retention::purge`]. Default:
     /// 5 years (**choice**: long enough for breach investigations and the institutions'
     /// own record-keeping; LOPDP sets no fixed period).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub audit: Duration,
 }
 
@@ -283,7 +283,7 @@ pub struct RegistrationPolicy {
     /// Whether the host must present a human check (CAPTCHA) verdict.
     pub human_check: bool,
     /// Minimum time between two activation mails for one member.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub resend_cooldown: Duration,
     /// Maximum activation mails per member per day (America/Guayaquil calendar day).
     pub max_per_day: u32,
@@ -301,7 +301,7 @@ pub struct RegistrationPolicy {
 #[non_exhaustive]
 pub struct ActivationPolicy {
     /// Lifetime of the activation link and code.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub ttl: Duration,
     /// Digits of the emailed activation code; `None` when only the link is used.
     pub code_digits: Option<u8>,
@@ -317,10 +317,10 @@ pub struct LockoutPolicy {
     /// The failure that reaches this count locks the account.
     pub threshold: u32,
     /// Failures older than this no longer count.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub window: Duration,
     /// Duration of the first lockout; `None`: no automatic unlock.
-    #[serde(with = "humantime_serde::option")]
+    #[serde(with = "compact_duration::option")]
     #[serde(default)]
     pub first_duration: Option<Duration>,
     /// Durations of the second, third, … lockouts (progressive lockout); the last entry
@@ -342,7 +342,7 @@ pub struct LockoutPolicy {
 #[non_exhaustive]
 pub struct UnlockPolicy {
     /// Lifetime of an emailed unlock link; `None` when the portal offers no unlock link.
-    #[serde(default, with = "humantime_serde::option")]
+    #[serde(default, with = "compact_duration::option")]
     pub link_ttl: Option<Duration>,
     /// Whether a completed password reset unlocks the account.
     pub reset_unlocks: bool,
@@ -364,7 +364,7 @@ pub struct RecoveryPolicy {
     /// Whether the member may replace the contact email after passing the checks.
     pub allow_email_change: bool,
     /// Lifetime of the reset link.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "compact_duration")]
     pub reset_ttl: Duration,
     /// Wording of the declaration the member accepts when resetting; `None`: none asked.
     pub declaration: Option<String>,
@@ -404,7 +404,7 @@ pub struct NoticePolicy {
     /// | `isspol()` | — (none offered) | 145 | 3 | 1 | 149 |
     /// | `iess()` | 145 | 145 (only with the knowledge answers) | 3 | 1 | 294 |
     /// | `recommended()` | 145 | 145 | 3 | 1 | 294 |
-    #[serde(default = "default_link_cooldown", with = "humantime_serde::option")]
+    #[serde(default = "default_link_cooldown", with = "compact_duration::option")]
     pub link_cooldown: Option<Duration>,
 }
 
@@ -421,13 +421,68 @@ impl NoticePolicy {
     }
 }
 
+/// Durations in policy files: read in any `humantime` form (`"25m"`, `"1h 30m"`,
+/// `"5years"`), written in the largest whole unit (`"25m"`, `"1825d"`), so a dumped preset
+/// reads the way a person would write it.
+mod compact_duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn format(d: Duration) -> String {
+        let secs = d.as_secs();
+        if d.subsec_nanos() != 0 {
+            return humantime_serde::re::humantime::format_duration(d).to_string();
+        }
+        if secs == 0 {
+            return "0s".to_owned();
+        }
+        for (unit, n) in [("d", 86_400u64), ("h", 3_600), ("m", 60)] {
+            if secs % n == 0 {
+                return format!("{}{unit}", secs / n);
+            }
+        }
+        format!("{secs}s")
+    }
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        humantime_serde::deserialize(d)
+    }
+
+    pub(super) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserializer, Serializer};
+
+        pub(in super::super) fn serialize<S: Serializer>(
+            d: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(&super::format(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            humantime_serde::option::deserialize(d)
+        }
+    }
+}
+
 mod durations_serde {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     #[derive(Serialize, Deserialize)]
-    struct Wrap(#[serde(with = "humantime_serde")] Duration);
+    struct Wrap(#[serde(with = "super::compact_duration")] Duration);
 
     pub(super) fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
         let w: Vec<Wrap> = v.iter().copied().map(Wrap).collect();
@@ -437,6 +492,37 @@ mod durations_serde {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
         let w: Vec<Wrap> = Vec::deserialize(d)?;
         Ok(w.into_iter().map(|w| w.0).collect())
+    }
+}
+
+/// `overlay` laid over `base`: tables merge key by key, other values replace.
+fn merge_toml_tables(mut base: toml::Table, overlay: toml::Table) -> toml::Table {
+    for (key, value) in overlay {
+        let merged = match (base.remove(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                toml::Value::Table(merge_toml_tables(b, o))
+            }
+            (_, v) => v,
+        };
+        base.insert(key, merged);
+    }
+    base
+}
+
+/// `overlay` laid over `base`: objects merge key by key, other values replace.
+fn merge_json_values(base: serde_json::Value, overlay: serde_json::Value) -> serde_json::Value {
+    match (base, overlay) {
+        (serde_json::Value::Object(mut b), serde_json::Value::Object(o)) => {
+            for (key, value) in o {
+                let merged = match b.remove(&key) {
+                    Some(old) => merge_json_values(old, value),
+                    None => value,
+                };
+                b.insert(key, merged);
+            }
+            serde_json::Value::Object(b)
+        }
+        (_, v) => v,
     }
 }
 
@@ -690,8 +776,114 @@ impl Policy {
         }
     }
 
+    /// The preset named `name` (`"isspol"`, `"iess"` or `"recommended"`).
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Parse`] at `preset` for any other name.
+    pub fn preset(name: &str) -> Result<Self, PolicyError> {
+        match name {
+            "isspol" => Ok(Self::isspol()),
+            "iess" => Ok(Self::iess()),
+            "recommended" => Ok(Self::recommended()),
+            other => Err(PolicyError::Parse {
+                path: "preset".into(),
+                message: format!(
+                    "unknown preset `{}`: expected `isspol`, `iess` or `recommended`",
+                    other.chars().take(40).collect::<String>()
+                ),
+            }),
+        }
+    }
+
+    /// This policy with the keys of a partial TOML document laid over it: tables merge key by
+    /// key, any other value (numbers, strings, lists) replaces the one underneath. The result
+    /// is validated; unknown keys are refused with their path.
+    ///
+    /// ```
+    /// use afiliado::Policy;
+    ///
+    /// let policy = Policy::iess().merge_toml("[lockout]\nthreshold = 4\n")?;
+    /// assert_eq!(policy.lockout.threshold, 4);
+    /// assert_eq!(policy.lockout.window, Policy::iess().lockout.window); // kept
+    /// assert!(Policy::iess().merge_toml("[lockout]\nthreshhold = 4\n").is_err());
+    /// # Ok::<(), afiliado::policy::PolicyError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::Parse`] naming the field for malformed TOML, unknown keys or wrong
+    /// types; [`PolicyError::Invalid`] when the merged policy breaks a rule.
+    pub fn merge_toml(&self, text: &str) -> Result<Self, PolicyError> {
+        let overlay: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| PolicyError::Parse {
+                    path: ".".into(),
+                    message: e.message().to_owned(),
+                })?;
+        let base =
+            toml::Table::try_from(self).map_err(|e| PolicyError::Serialize(e.to_string()))?;
+        let merged = merge_toml_tables(base, overlay);
+        let policy: Self =
+            serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+                PolicyError::Parse {
+                    path: e.path().to_string(),
+                    message: e.inner().message().to_owned(),
+                }
+            })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// [`merge_toml`](Self::merge_toml) for a partial JSON document.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge_toml`](Self::merge_toml).
+    pub fn merge_json(&self, text: &str) -> Result<Self, PolicyError> {
+        let overlay: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| PolicyError::Parse {
+                path: ".".into(),
+                message: e.to_string(),
+            })?;
+        let base = serde_json::to_value(self).map_err(|e| PolicyError::Serialize(e.to_string()))?;
+        let merged = merge_json_values(base, overlay);
+        let policy: Self =
+            serde_path_to_error::deserialize(merged).map_err(|e| PolicyError::Parse {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
     /// Parses a TOML document and validates it. Errors name the field.
+    ///
+    /// A document with a top-level `preset = "iess"` (or `"isspol"`, `"recommended"`) need
+    /// only set what differs from that preset (see [`merge_toml`](Self::merge_toml));
+    /// without it, the document must be complete.
+    ///
+    /// ```
+    /// use afiliado::Policy;
+    ///
+    /// let policy = Policy::from_toml("preset = \"iess\"\n[lockout]\nthreshold = 4\n")?;
+    /// assert_eq!(policy.lockout.threshold, 4);
+    /// assert_eq!(policy.name, "iess");
+    /// # Ok::<(), afiliado::policy::PolicyError>(())
+    /// ```
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        if let Ok(mut table) = text.parse::<toml::Table>() {
+            if let Some(preset) = table.remove("preset") {
+                let name = preset.as_str().ok_or_else(|| PolicyError::Parse {
+                    path: "preset".into(),
+                    message: "expected a string".into(),
+                })?;
+                let base = Self::preset(name)?;
+                let rest =
+                    toml::to_string(&table).map_err(|e| PolicyError::Serialize(e.to_string()))?;
+                return base.merge_toml(&rest);
+            }
+        }
         let de = toml::Deserializer::new(text);
         let policy: Self =
             serde_path_to_error::deserialize(de).map_err(|e| PolicyError::Parse {
@@ -702,8 +894,20 @@ impl Policy {
         Ok(policy)
     }
 
-    /// Parses a JSON document and validates it. Errors name the field.
+    /// Parses a JSON document and validates it. Errors name the field. As in
+    /// [`from_toml`](Self::from_toml), a top-level `"preset"` makes the rest an overlay.
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(text) {
+            if let Some(preset) = map.remove("preset") {
+                let name = preset.as_str().ok_or_else(|| PolicyError::Parse {
+                    path: "preset".into(),
+                    message: "expected a string".into(),
+                })?;
+                let base = Self::preset(name)?;
+                let rest = serde_json::Value::Object(map).to_string();
+                return base.merge_json(&rest);
+            }
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let policy: Self =
             serde_path_to_error::deserialize(&mut de).map_err(|e| PolicyError::Parse {

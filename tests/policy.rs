@@ -322,7 +322,7 @@ fn toml_durations_are_human_readable() {
     let iess = Policy::iess().to_toml().unwrap();
     assert!(iess.contains("link_ttl = \"3m\""), "{iess}");
     assert!(iess.contains("ttl = \"15m\""), "{iess}");
-    assert!(iess.contains("window = \"1day\""), "{iess}");
+    assert!(iess.contains("window = \"1d\""), "{iess}");
 
     let rec = Policy::recommended().to_toml().unwrap();
     assert!(rec.contains("first_duration = \"1m\""), "{rec}");
@@ -645,5 +645,81 @@ proptest::proptest! {
         proptest::prop_assert!(p.validate().is_ok());
         proptest::prop_assert_eq!(&Policy::from_toml(&p.to_toml().unwrap()).unwrap(), &p);
         proptest::prop_assert_eq!(&Policy::from_json(&p.to_json().unwrap()).unwrap(), &p);
+    }
+}
+
+// ---- presets with overrides (partial files) -------------------------------------------------
+
+#[test]
+fn an_empty_overlay_gives_the_preset_back() {
+    for p in presets() {
+        assert_eq!(p.merge_toml("").unwrap(), p, "{} (TOML)", p.name);
+        assert_eq!(p.merge_json("{}").unwrap(), p, "{} (JSON)", p.name);
+        let named = format!("preset = \"{}\"\n", p.name);
+        assert_eq!(Policy::from_toml(&named).unwrap(), p, "{}", p.name);
+    }
+}
+
+#[test]
+fn a_partial_file_sets_only_what_it_names() {
+    // The example from the issue: a file with only `[lockout] threshold = 3` on a preset.
+    let text = "preset = \"recommended\"\n\n[lockout]\nthreshold = 3\n\n[notices]\nlink_cooldown = \"5m\"\n";
+    let p = Policy::from_toml(text).unwrap();
+    let base = Policy::recommended();
+    assert_eq!(p.lockout.threshold, 3);
+    assert_eq!(p.notices.link_cooldown, Some(Duration::from_secs(300)));
+    assert_eq!(p.lockout.window, base.lockout.window);
+    assert_eq!(p.registration, base.registration);
+    let json = r#"{"preset": "iess", "lockout": {"threshold": 4, "first_duration": "15m"}}"#;
+    let p = Policy::from_json(json).unwrap();
+    assert_eq!(p.lockout.threshold, 4);
+    assert_eq!(p.lockout.first_duration, Some(Duration::from_secs(900)));
+    assert_eq!(p.recovery, Policy::iess().recovery);
+    // JSON can also clear an optional value.
+    let p = Policy::recommended()
+        .merge_json(r#"{"notices": {"link_cooldown": null}}"#)
+        .unwrap();
+    assert_eq!(p.notices.link_cooldown, None);
+}
+
+#[test]
+fn a_partial_file_is_still_checked_key_by_key() {
+    let err = Policy::from_toml("preset = \"iess\"\n[lockout]\nthreshhold = 3\n").unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Parse { path, .. } if path.starts_with("lockout")),
+        "{err:?}"
+    );
+    let err =
+        Policy::from_toml("preset = \"iess\"\n[lockout]\nthreshold = \"three\"\n").unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Parse { path, .. } if path == "lockout.threshold"),
+        "{err:?}"
+    );
+    let err = Policy::from_toml("preset = \"iess\"\n[lockout]\nthreshold = 0\n").unwrap_err();
+    assert!(matches!(err, PolicyError::Invalid { .. }), "{err:?}");
+    let err = Policy::from_toml("preset = \"bps\"\n").unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Parse { path, .. } if path == "preset"),
+        "{err:?}"
+    );
+    // Without a preset the file must be complete, as before.
+    assert!(Policy::from_toml("[lockout]\nthreshold = 3\n").is_err());
+}
+
+#[test]
+fn durations_are_written_in_their_largest_whole_unit() {
+    let text = Policy::iess().to_toml().unwrap();
+    assert!(text.contains("audit = \"1825d\""), "{text}");
+    assert!(
+        text.contains("window = \"20m\"")
+            || text.contains("window = \"15m\"")
+            || text.contains("window = \"1h\""),
+        "{text}"
+    );
+    assert!(!text.contains("years"), "{text}");
+    // And they read back exactly.
+    for p in presets() {
+        assert_eq!(Policy::from_toml(&p.to_toml().unwrap()).unwrap(), p);
+        assert_eq!(Policy::from_json(&p.to_json().unwrap()).unwrap(), p);
     }
 }
