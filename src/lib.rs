@@ -99,13 +99,21 @@
 //! | Secrets never reach `Debug`, `Display`, serde output, errors or the store in clear; full cédulas and addresses never reach `Debug`, errors, dead-letter reasons or audit text | `secrets.rs`, `redaction.rs`, the conformance planted-secret scan |
 //! | Every state change commits with its outbox mails and audit events in one transaction; the SQLite store recovers from a transient write fault | conformance `check_atomic_commit`, `sqlite_fault.rs` |
 //! | Everything a caller or a file can size is bounded (policy values, answers, staff text, roster lines, dispatcher durations, the response floor) | `hash_bounds.rs`, `review_fixes.rs`, `roster.rs`, `dispatcher.rs`, the `ServiceBuilder::response_floor` example |
-//! | Equal work: a login, registration, recovery or unlock request about an unknown ID, a registry member without an account, a pending, active, locked or suspended account does the same store work (one record read, one commit with its audit events) and gets the same answer as wrong proofs for an active account; IDs without an account lock exactly like accounts (`AccountRecord::shadow`). Only the member's own mail differs (an unlock link for a locked account; a reset link where the policy asks no proof), and the requester never sees it | `equal_work.rs` (every preset, every backend) |
+//! | Equal work: a login, registration, recovery or unlock request about an unknown ID, a registry member without an account, a pending, active, locked or suspended account does the same store work (one record read, one commit with its audit events) and gets the same answer as wrong proofs for an active account; IDs without an account lock exactly like accounts (`AccountRecord::shadow`). Spent budgets and paced links are recorded too, so repeated requests stay equal. Only the member's own mail differs (an unlock link for a locked account; a reset link where the policy asks no proof; the lock warning when a failure locks an account), and the requester never sees it | `equal_work.rs` (every preset, every backend, repeated past every budget) |
 //! | Equal time: those four requests answer no earlier than `ServiceBuilder::response_floor` (50 ms by default, plus up to 1 ms of random jitter) after the call, so their latency does not depend on the ID; measured per flow, ID class and backend by `cargo bench --bench enumeration --all-features` (median ratios and Kolmogorov–Smirnov p-values against an active account) | `response_floor.rs`, the `enumeration` bench |
 //!
-//! Two limits of the equal-time rule: the floor hides only work that fits under it (pick one
-//! above your store's slowest normal answer; the bench prints the latencies), and under a
-//! preset that tells the member the account is locked (`lockout.reveal_lock_state`, ISSPOL)
-//! a suspended account's "locked" answer shows that the ID has an account, by that rule.
+//! Limits of these rules, stated plainly:
+//!
+//! * the floor hides only work that fits under it (pick one above your store's slowest normal
+//!   answer; the bench prints the latencies);
+//! * under a preset that tells the member the account is locked (`lockout.reveal_lock_state`,
+//!   ISSPOL), a suspended account's "locked" answer shows that the ID has an account, and so
+//!   can the member's own actions: a lock lifted early by a password reset, or failures
+//!   cleared by the member's successful login, change the answers a guesser sees, which a
+//!   shadow lockout (nobody behind it) never does;
+//! * a request about an ID without an account keeps a record of that ID (the ID, counters and
+//!   timestamps; nothing the requester typed), and retention does not purge those records
+//!   yet; per-source throttling bounds how fast one client can create them.
 //!
 //! ## Keys: generate, store, rotate
 //!

@@ -310,10 +310,11 @@ fn failed_registration_proofs_throttle_registration_for_the_day() {
         );
     }
     let (reg, _, _) = w.registration();
-    assert_eq!(
-        w.decide(&Command::Register(reg.clone()), T0).unwrap_err(),
-        Denied::ChecksExhausted
-    );
+    // Refused, but recorded: one more commit with its audit event, the same answer.
+    let d = w.decide(&Command::Register(reg.clone()), T0).unwrap();
+    assert_eq!(d.outcome, Outcome::ChecksFailed { remaining: Some(0) });
+    assert!(d.audit().all(|e| e.kind == AuditKind::ChecksRefused));
+    assert_eq!(d.audit().count(), 1);
     // The next day (America/Guayaquil) registration works again.
     let tomorrow = T0 + Duration::hours(24);
     assert!(matches!(

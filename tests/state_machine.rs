@@ -427,7 +427,7 @@ impl<P> Model<P> {
                     0
                 };
                 if today >= p.registration.max_failed_proofs_per_day {
-                    E::Denied
+                    E::ChecksFailed
                 } else if !proofs_ok {
                     self.reg_day = Some(day);
                     self.reg_failures = today + 1;

@@ -359,7 +359,9 @@ pub enum Denied {
     /// The policy offers no such self-service path.
     #[error("not offered by this policy: {0}")]
     NotOffered(&'static str),
-    /// The identity-check budget is exhausted; staff must reset it.
+    /// The identity-check budget is exhausted. No longer returned by [`decide`](crate::core::decide):
+    /// a spent budget answers `Outcome::ChecksFailed { remaining: Some(0) }` and is audited
+    /// `ChecksRefused`, so the attempt is still recorded; kept for hosts that match on it.
     #[error("identity checks exhausted")]
     ChecksExhausted,
     /// `Expire` found nothing due.

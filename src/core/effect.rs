@@ -239,6 +239,13 @@ pub enum AuditKind {
     /// link already in the member's inbox. Recorded so that every request costs the same
     /// store work.
     UnlockRequestIgnored,
+    /// A recovery request whose checks passed but that issued no new link: a live one is
+    /// already in the member's inbox, or queued. Recorded so that every request costs the
+    /// same store work.
+    RecoveryRequestIgnored,
+    /// Identity checks not run because the budget is spent (the day's registration failures,
+    /// or the recovery attempt budget): the attempt is still recorded.
+    ChecksRefused,
     /// Unlocked by link.
     Unlocked,
     /// Reset link issued after the checks passed.

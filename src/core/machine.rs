@@ -525,7 +525,9 @@ impl Machine<'_> {
         // never lock an account, so a stranger with the cédula cannot lock the member out.
         let day = local_day(self.now);
         if self.rec.registration_failures.on(day) >= reg.max_failed_proofs_per_day {
-            return Err(Denied::ChecksExhausted);
+            // Still recorded: every form costs one commit, and the guessing shows in the log.
+            self.audit(AuditKind::ChecksRefused);
+            return Ok(Outcome::ChecksFailed { remaining: Some(0) });
         }
         if !self.proofs_pass(&reg.proofs, &r.proofs, None)? {
             self.rec.registration_failures = self.rec.registration_failures.bumped(day);
@@ -1015,6 +1017,7 @@ impl Machine<'_> {
             .lock()
             .is_some_and(|l| l.reason == LockReason::Staff);
         if self.checks_exhausted() {
+            self.audit(AuditKind::ChecksRefused);
             return Ok(Outcome::ChecksFailed { remaining: Some(0) });
         }
         // No activated account, or a suspended one: never a link, but counted like a failed
@@ -1096,7 +1099,10 @@ impl Machine<'_> {
             );
             match self.link_due(self.rec.reset_link_at, live) {
                 Some(due) => due,
-                None => return Ok(Outcome::Throttled),
+                None => {
+                    self.audit(AuditKind::RecoveryRequestIgnored);
+                    return Ok(Outcome::Throttled);
+                }
             }
         } else {
             self.now

@@ -1867,9 +1867,10 @@ impl AccountService {
             .proofs
             .iter()
             .any(|p| *p != Proof::RegisteredEmail);
-        if facts.is_none() {
-            // No longer (or never) in the registry: no link, whatever the proofs (a failed
-            // result vetoes the checks).
+        if facts.is_none() || shape.is_err() {
+            // No longer (or never) in the registry, or a malformed form: no link, whatever
+            // the proofs (any failed result vetoes the checks, even under a policy that asks
+            // no proof).
             proofs.push(ProofResult::failed(Proof::RegisteredEmail));
         }
         // An ID without an account goes through the core like any other: counted as a
