@@ -123,6 +123,7 @@ pub async fn run_all<B: Backend>(backend: &B) {
     check_audit_log(&backend.fresh().await).await;
     check_expired_pending(&backend.fresh().await).await;
     check_retention_purge(&backend.fresh().await).await;
+    check_unregistered(&backend.fresh().await).await;
     check_directory(&backend.fresh().await).await;
     check_enroll_many(&backend.fresh().await).await;
     check_source_throttle(Arc::new(backend.fresh().await)).await;
@@ -1494,6 +1495,77 @@ pub async fn check_retention_purge<S: AccountStore>(store: &S) {
 
 fn facts(m: MemberId, names: &str) -> MemberFacts {
     MemberFacts::new(m, names, date!(1990 - 05 - 14))
+}
+
+/// `unregistered` lists `Unregistered` records only, in member-ID order, page by page after
+/// the given ID; `delete_unregistered` deletes a record only at the given version and only
+/// while it is `Unregistered`, after which a commit at version 0 starts it again.
+pub async fn check_unregistered<S: AccountStore>(store: &S) {
+    const W: &str = "check_unregistered";
+    for n in [3, 1, 2] {
+        commit(store, &AccountRecord::new(cedula(n)), 0, vec![], vec![], W).await;
+    }
+    commit(store, &active(cedula(4)), 0, vec![], vec![], W).await;
+    commit(
+        store,
+        &pending_with(cedula(5), digest(5), FAR),
+        0,
+        vec![],
+        vec![],
+        W,
+    )
+    .await;
+    let ids = |records: Vec<AccountRecord>| -> Vec<MemberId> {
+        records.into_iter().map(|r| r.member).collect()
+    };
+    let all = ok(store.unregistered(None, 100).await, W);
+    assert!(
+        all.iter().all(|r| r.version == 1),
+        "{W}: records come at their version"
+    );
+    assert_eq!(
+        ids(all),
+        vec![cedula(1), cedula(2), cedula(3)],
+        "{W}: unregistered records only, in member-ID order"
+    );
+    let page = ok(store.unregistered(Some(&cedula(1)), 1).await, W);
+    assert_eq!(ids(page), vec![cedula(2)], "{W}: the page after an ID");
+    assert!(
+        ok(store.unregistered(None, 0).await, W).is_empty(),
+        "{W}: limit 0"
+    );
+
+    assert!(
+        !ok(store.delete_unregistered(&cedula(1), 2).await, W),
+        "{W}: another version is not deleted"
+    );
+    assert!(
+        !ok(store.delete_unregistered(&cedula(4), 1).await, W),
+        "{W}: an active account is never deleted"
+    );
+    assert!(
+        !ok(store.delete_unregistered(&cedula(5), 1).await, W),
+        "{W}: a pending registration is never deleted"
+    );
+    assert!(
+        ok(store.delete_unregistered(&cedula(1), 1).await, W),
+        "{W}: deleted"
+    );
+    assert!(
+        ok(store.load(&cedula(1)).await, W).is_none(),
+        "{W}: gone after deletion"
+    );
+    assert!(
+        !ok(store.delete_unregistered(&cedula(1), 1).await, W),
+        "{W}: deleting twice deletes nothing"
+    );
+    commit(store, &AccountRecord::new(cedula(1)), 0, vec![], vec![], W).await;
+    assert_eq!(
+        ok(store.load(&cedula(1)).await, W).map(|r| r.version),
+        Some(1),
+        "{W}: a new record starts again at version 1"
+    );
+    assert!(ok(store.load(&cedula(4)).await, W).is_some());
 }
 
 /// `find` of a missing member is `Ok(None)`; `enroll` then `find` round-trips every field

@@ -1483,7 +1483,7 @@ impl DigestKey {
     /// ```
     /// use afiliado::crypto::DigestKey;
     ///
-    /// let key = DigestKey::from_base64("ZHVtbXkga2V5IGZvciB0aGUgZG9jcyBleGFtcGxlIQ==")?;
+    /// let key = DigestKey::from_base64("81NnxnHCkpCPKij9f8fVzcDeaqOh886Fu7MZXTi90vg=")?;
     /// assert_eq!(key.id().to_string().len(), 8);
     /// assert!(DigestKey::from_base64("c2hvcnQ=").is_err());
     /// # Ok::<(), afiliado::crypto::CryptoError>(())

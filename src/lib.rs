@@ -112,8 +112,10 @@
 //!   cleared by the member's successful login, change the answers a guesser sees, which a
 //!   shadow lockout (nobody behind it) never does;
 //! * a request about an ID without an account keeps a record of that ID (the ID, counters and
-//!   timestamps; nothing the requester typed), and retention does not purge those records
-//!   yet; per-source throttling bounds how fast one client can create them.
+//!   timestamps; nothing the requester typed); [`retention::purge`] deletes it once it holds
+//!   nothing that could change a later answer, but keeps one that counted a lockout or a
+//!   recovery failure (those never lapse for an account either); per-source throttling bounds
+//!   how fast one client can create them.
 //!
 //! ## Keys: generate, store, rotate
 //!

@@ -292,6 +292,38 @@ impl AccountStore for MemoryStore {
             .collect())
     }
 
+    async fn unregistered(
+        &self,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut found: Vec<&AccountRecord> = inner
+            .records
+            .values()
+            .filter(|r| matches!(r.state, AccountState::Unregistered))
+            .filter(|r| after.is_none_or(|a| r.member.as_str() > a.as_str()))
+            .collect();
+        found.sort_by(|a, b| a.member.as_str().cmp(b.member.as_str()));
+        Ok(found.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn delete_unregistered(
+        &self,
+        member: &MemberId,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let idle = inner
+            .records
+            .get(member)
+            .is_some_and(|r| r.version == version && matches!(r.state, AccountState::Unregistered));
+        if idle {
+            inner.records.remove(member);
+        }
+        Ok(idle)
+    }
+
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = lock(&self.inner);
         let mut removed = 0u64;

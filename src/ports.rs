@@ -359,6 +359,32 @@ pub trait AccountStore: Send + Sync {
     /// Deletes the audit events with `at < before` and returns how many. This retention
     /// purge is the only way audit events ever leave the log.
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Up to `limit` records in `Unregistered`, in member-ID order, starting after `after`
+    /// (from the first when `None`), for retention's purge of records that hold nothing (see
+    /// [`crate::retention`]). The default finds none: a store that does not implement it
+    /// keeps such records.
+    async fn unregistered(
+        &self,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        let _ = (after, limit);
+        Ok(Vec::new())
+    }
+
+    /// Deletes `member`'s record if it is still `Unregistered` at `version`, atomically;
+    /// returns whether it did. Its audit events stay (they leave with the audit retention).
+    /// A later commit for the member starts again from version 0. The default deletes
+    /// nothing.
+    async fn delete_unregistered(
+        &self,
+        member: &MemberId,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let _ = (member, version);
+        Ok(false)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -945,6 +945,47 @@ impl AccountStore for PostgresStore {
             .map_err(|e| unavailable("purge audit", e))?;
         Ok(done.rows_affected())
     }
+
+    async fn unregistered(
+        &self,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT member_id, version, record::text FROM accounts \
+             WHERE state = 'unregistered' AND member_id > $1 ORDER BY member_id LIMIT $2",
+        )
+        .bind(after.map_or("", MemberId::as_str))
+        .bind(limit_to_db(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| unavailable("unregistered records", e))?;
+        rows.iter()
+            .map(|(member, version, json)| decode_record(member, *version, json))
+            .collect()
+    }
+
+    async fn delete_unregistered(
+        &self,
+        member: &MemberId,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "DELETE FROM accounts WHERE member_id = $1 AND version = $2 AND state = 'unregistered'",
+        )
+        .bind(member.as_str())
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unavailable("delete unregistered record", e))?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -842,6 +842,42 @@ impl AccountStore for SqliteStore {
         rows.iter().map(record_from_row).collect()
     }
 
+    async fn unregistered(
+        &self,
+        after: Option<&MemberId>,
+        limit: usize,
+    ) -> Result<Vec<AccountRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT member_id, version, record FROM accounts \
+             WHERE state = 'unregistered' AND member_id > ? ORDER BY member_id LIMIT ?",
+        )
+        .bind(after.map_or("", MemberId::as_str))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn delete_unregistered(
+        &self,
+        member: &MemberId,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "DELETE FROM accounts WHERE member_id = ? AND version = ? AND state = 'unregistered'",
+        )
+        .bind(member.as_str())
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM audit WHERE at < ?")
             .bind(micros(before)?)

@@ -472,3 +472,59 @@ async fn a_malformed_recovery_form_never_mails_a_link() {
         );
     }
 }
+
+/// Records that requests about IDs without an account leave behind are purged by retention
+/// once they hold nothing that could change a later answer; records still holding a failure
+/// in its window, a lock, today's counts or a recovery failure stay. On every backend.
+async fn idle_records_are_purged(store: Arc<dyn AccountStore>, backend: &str) {
+    use afiliado::retention::purge;
+    let policy = Policy::isspol();
+    let members: Vec<Member> = (0..4).map(|i| member(300 + i * 7)).collect();
+    let registry: Vec<&Member> = members[2..].iter().collect();
+    let h = Harness::on(Arc::new(Counting::new(store.clone())), policy, &registry);
+    let (once, locked, registry_form, active) =
+        (&members[0], &members[1], &members[2], &members[3]);
+    h.activate_member(active, PW).await;
+    h.login(once.id, WRONG_PW).await; // one failure, 20-minute window
+    for _ in 0..h.policy().lockout.threshold {
+        h.login(locked.id, WRONG_PW).await; // a shadow lock (20 minutes), lockouts = 1
+    }
+    let mut wrong = h.form(&impostor(registry_form));
+    wrong.member_id = registry_form.id.to_owned();
+    h.service.register(wrong).await.unwrap(); // a registration failure today
+    let exists = |id: &'static str| {
+        let store = store.clone();
+        async move { store.load(&id.parse().unwrap()).await.unwrap().is_some() }
+    };
+
+    // Right away nothing can go: every record still holds something.
+    let report = purge(store.as_ref(), h.policy(), h.now()).await.unwrap();
+    assert_eq!(report.idle_records_deleted, 0, "{backend}");
+    // After the window and the lock, but the same day: the lone failure has lapsed.
+    h.advance(Duration::minutes(30));
+    let report = purge(store.as_ref(), h.policy(), h.now()).await.unwrap();
+    assert_eq!(report.idle_records_deleted, 1, "{backend}");
+    assert!(!exists(once.id).await, "{backend}");
+    assert!(exists(locked.id).await, "{backend}: a lockout never lapses");
+    assert!(exists(registry_form.id).await, "{backend}: today's count");
+    // The next day the registration count has lapsed too; the lockout count never does,
+    // as for an account, and accounts are never touched.
+    h.advance(Duration::days(1));
+    let report = purge(store.as_ref(), h.policy(), h.now()).await.unwrap();
+    assert_eq!(report.idle_records_deleted, 1, "{backend}");
+    assert!(!exists(registry_form.id).await, "{backend}");
+    assert!(exists(locked.id).await, "{backend}");
+    assert!(exists(active.id).await, "{backend}");
+    // A purged ID answers as before: a fresh record, the same as any unknown ID.
+    assert_eq!(h.login(once.id, WRONG_PW).await, LoginOutcome::Failed);
+}
+
+#[tokio::test]
+async fn idle_records_of_ids_without_an_account_are_purged_on_every_backend() {
+    idle_records_are_purged(Arc::new(MemoryStore::new()), "memory").await;
+    let (_dir, store) = sqlite_store().await;
+    idle_records_are_purged(store, "sqlite").await;
+    if let Some(store) = postgres_store("idle").await {
+        idle_records_are_purged(store, "postgres").await;
+    }
+}

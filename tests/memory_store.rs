@@ -139,6 +139,22 @@ mod conformance {
         async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
             self.store.purge_audit(before).await
         }
+
+        async fn unregistered(
+            &self,
+            after: Option<&MemberId>,
+            limit: usize,
+        ) -> Result<Vec<AccountRecord>, StoreError> {
+            self.store.unregistered(after, limit).await
+        }
+
+        async fn delete_unregistered(
+            &self,
+            member: &MemberId,
+            version: u64,
+        ) -> Result<bool, StoreError> {
+            self.store.delete_unregistered(member, version).await
+        }
     }
 
     #[async_trait]

@@ -476,7 +476,7 @@ impl ServiceBuilder {
     /// use rand::SeedableRng;
     ///
     /// let mut rng = rand::rngs::StdRng::seed_from_u64(1); // keys: use real randomness
-    /// let builder = |floor| {
+    /// let mut builder = |floor| {
     ///     AccountService::builder(Policy::isspol(), DigestKey::generate(&mut rng), SealKey::generate(&mut rng))
     ///         .store(Arc::new(MemoryStore::new()))
     ///         .directory(Arc::new(MemoryDirectory::new()))
