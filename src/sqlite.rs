@@ -136,7 +136,7 @@ impl SqliteStore {
     /// Opens (and for a file, creates if missing) the database at `url`.
     ///
     /// * `sqlite://path/to/file.db` — a file, in WAL journal mode with `synchronous=NORMAL`,
-    ///   served by a pool of several connections;
+    ///   served by a pool of several connections; missing folders on the path are created;
     /// * `sqlite::memory:` — a fresh in-memory database, private to this store (and its
     ///   clones), served by one connection that is kept open for the store's lifetime.
     ///
@@ -170,6 +170,18 @@ impl SqliteStore {
             (options, pool_options, Arc::from(":memory:"))
         } else {
             let location: Arc<str> = Arc::from(options.get_filename().to_string_lossy().as_ref());
+            // A file in a folder that does not exist yet (a fresh checkout, a new volume):
+            // create the folder, as the file itself is created.
+            if let Some(parent) = options.get_filename().parent() {
+                if !parent.as_os_str().is_empty() && !parent.exists() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Unavailable(format!(
+                            "cannot create the database folder: {}",
+                            e.kind()
+                        ))
+                    })?;
+                }
+            }
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)

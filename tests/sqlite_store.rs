@@ -537,3 +537,15 @@ async fn concurrent_writers(store: SqliteStore) {
 async fn concurrent_writers_and_dispatchers() {
     on_both!(concurrent_writers);
 }
+
+/// A fresh checkout has no `data/` folder: opening `sqlite://data/afiliado.db` creates it.
+#[tokio::test]
+async fn opening_a_file_in_missing_folders_creates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join("nested").join("afiliado.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("opens in a folder that did not exist");
+    store.migrate().await.unwrap();
+    assert!(path.exists());
+}
