@@ -11,6 +11,12 @@
 //!
 //! Durations are written the human way in files (`"15m"`, `"20m"`, `"3m"`, `"1h"`).
 //!
+//! A file (or environment) need not repeat a whole policy: `preset = "iess"` at the top of a
+//! file makes the rest an overlay ([`Policy::from_toml`], [`Policy::merge_toml`],
+//! [`Policy::merge_json`]), and [`Policy::merge_vars`] lays `AFILIADO_LOCKOUT__THRESHOLD=4`
+//! style variables over a policy. Every key and its default per preset is listed in the
+//! reference at the end of this page.
+//!
 //! ## Sources
 //!
 //! The presets cite these public documents (in Spanish) by the short names on the left:
@@ -34,6 +40,8 @@
 //! policy.validate()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+#![doc = include_str!("../docs/policy-reference.md")]
 
 use std::time::Duration;
 
@@ -495,6 +503,28 @@ mod durations_serde {
     }
 }
 
+/// Sets `path` in `table` to `value`, creating the tables on the way (a value already there
+/// that is not a table is replaced by one).
+fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [key] => {
+            table.insert(key.clone(), value);
+        }
+        [key, rest @ ..] => {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
 /// `overlay` laid over `base`: tables merge key by key, other values replace.
 fn merge_toml_tables(mut base: toml::Table, overlay: toml::Table) -> toml::Table {
     for (key, value) in overlay {
@@ -855,6 +885,58 @@ impl Policy {
             })?;
         policy.validate()?;
         Ok(policy)
+    }
+
+    /// This policy with overrides from environment-style variables laid over it: each
+    /// variable named `{prefix}SECTION__KEY` (sections and keys separated by a double
+    /// underscore, any case) sets `section.key`. A value is read as TOML (`4`, `true`,
+    /// `"25m"`, `["cedula"]`) and, when it is not valid TOML, as a plain string (`25m`).
+    /// Variables without the prefix are ignored. Pass `std::env::vars()` in a host; the
+    /// function itself reads nothing.
+    ///
+    /// ```
+    /// use afiliado::Policy;
+    ///
+    /// let vars = [
+    ///     ("AFILIADO_LOCKOUT__THRESHOLD".to_owned(), "4".to_owned()),
+    ///     ("AFILIADO_NOTICES__LINK_COOLDOWN".to_owned(), "5m".to_owned()),
+    ///     ("HOME".to_owned(), "/root".to_owned()),
+    /// ];
+    /// let policy = Policy::iess().merge_vars("AFILIADO_", vars)?;
+    /// assert_eq!(policy.lockout.threshold, 4);
+    /// assert_eq!(policy.notices.link_cooldown, Some(std::time::Duration::from_secs(300)));
+    /// # Ok::<(), afiliado::policy::PolicyError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`merge_toml`](Self::merge_toml): an unknown key or a wrong type names its path.
+    pub fn merge_vars(
+        &self,
+        prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, PolicyError> {
+        let mut overlay = toml::Table::new();
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(PolicyError::Parse {
+                    path: rest.to_lowercase(),
+                    message: "empty section or key in the variable name".into(),
+                });
+            }
+            let value = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            insert_path(&mut overlay, &path, value);
+        }
+        let text = toml::to_string(&overlay).map_err(|e| PolicyError::Serialize(e.to_string()))?;
+        self.merge_toml(&text)
     }
 
     /// Parses a TOML document and validates it. Errors name the field.

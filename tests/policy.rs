@@ -723,3 +723,57 @@ fn durations_are_written_in_their_largest_whole_unit() {
         assert_eq!(Policy::from_json(&p.to_json().unwrap()).unwrap(), p);
     }
 }
+
+#[test]
+fn environment_style_variables_override_a_preset() {
+    let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let p = Policy::isspol()
+        .merge_vars(
+            "AFILIADO_",
+            vars(&[
+                ("AFILIADO_LOCKOUT__THRESHOLD", "7"),
+                ("AFILIADO_lockout__Window", "30m"),
+                ("AFILIADO_LOCKOUT__REVEAL_LOCK_STATE", "false"),
+                ("AFILIADO_IDENTIFIERS", "[\"cedula\", \"foreigner\"]"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+    assert_eq!(p.lockout.threshold, 7);
+    assert_eq!(p.lockout.window, Duration::from_secs(1800));
+    assert!(!p.lockout.reveal_lock_state);
+    assert_eq!(p.identifiers.len(), 2);
+    assert_eq!(p.registration, Policy::isspol().registration);
+    // Unknown keys and wrong types name their path; nothing to do gives the policy back.
+    let err = Policy::isspol()
+        .merge_vars("AFILIADO_", vars(&[("AFILIADO_LOCKOUT__THRESHHOLD", "7")]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Parse { path, .. } if path.starts_with("lockout")),
+        "{err:?}"
+    );
+    let err = Policy::isspol()
+        .merge_vars(
+            "AFILIADO_",
+            vars(&[("AFILIADO_LOCKOUT__THRESHOLD", "siete")]),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Parse { path, .. } if path == "lockout.threshold"),
+        "{err:?}"
+    );
+    assert!(
+        Policy::isspol()
+            .merge_vars("AFILIADO_", vars(&[("AFILIADO___X", "1")]))
+            .is_err()
+    );
+    assert_eq!(
+        Policy::iess().merge_vars("AFILIADO_", Vec::new()).unwrap(),
+        Policy::iess()
+    );
+}
