@@ -463,10 +463,13 @@ async fn bad_urls_and_debug() {
         SqliteStore::open("postgres://localhost/x").await,
         Err(StoreError::Invalid(_))
     ));
+    // Missing folders are created, but not under a file.
     let dir = tempfile::tempdir().unwrap();
-    let missing_dir = dir.path().join("no/such/dir/a.db");
+    let file = dir.path().join("a-file");
+    std::fs::File::create(&file).unwrap();
+    let impossible = file.join("sub/a.db");
     assert!(matches!(
-        SqliteStore::open(&format!("sqlite://{}", missing_dir.display())).await,
+        SqliteStore::open(&format!("sqlite://{}", impossible.display())).await,
         Err(StoreError::Unavailable(_))
     ));
     let store = memory_store().await;
