@@ -124,6 +124,7 @@ pub async fn run_all<B: Backend>(backend: &B) {
     check_expired_pending(&backend.fresh().await).await;
     check_retention_purge(&backend.fresh().await).await;
     check_unregistered(&backend.fresh().await).await;
+    check_sent_purge(&backend.fresh().await).await;
     check_directory(&backend.fresh().await).await;
     check_enroll_many(&backend.fresh().await).await;
     check_source_throttle(Arc::new(backend.fresh().await)).await;
@@ -1495,6 +1496,60 @@ pub async fn check_retention_purge<S: AccountStore>(store: &S) {
 
 fn facts(m: MemberId, names: &str) -> MemberFacts {
     MemberFacts::new(m, names, date!(1990 - 05 - 14))
+}
+
+/// `purge_sent` deletes exactly the messages delivered before its argument; pending, claimed
+/// and dead-lettered ones stay, whatever their age.
+pub async fn check_sent_purge<S: AccountStore>(store: &S) {
+    const W: &str = "check_sent_purge";
+    let s = Duration::seconds(1);
+    commit(
+        store,
+        &pending(1),
+        0,
+        vec![
+            msg("old"),
+            msg("new"),
+            msg("dead"),
+            msg("claimed"),
+            msg("waiting"),
+        ],
+        vec![],
+        W,
+    )
+    .await;
+    let claimed = claim(store, T0, 4, W).await;
+    let id = |key: &str| {
+        claimed
+            .iter()
+            .find(|m| m.idempotency_key == key)
+            .map(|m| m.id)
+            .unwrap_or_else(|| panic!("{W}: {key} claimed"))
+    };
+    ok(store.mark_sent(id("old"), T0).await, W);
+    ok(store.mark_sent(id("new"), T0 + s).await, W);
+    ok(store.dead_letter(id("dead"), T0, "gave up").await, W);
+    assert_eq!(ok(store.purge_sent(T0).await, W), 0, "{W}: strictly before");
+    assert_eq!(ok(store.purge_sent(T0 + s).await, W), 1, "{W}: the old one");
+    assert_eq!(
+        ok(store.purge_sent(FAR).await, W),
+        1,
+        "{W}: then the newer one"
+    );
+    assert_eq!(
+        ok(store.purge_sent(FAR).await, W),
+        0,
+        "{W}: dead, claimed and pending messages stay"
+    );
+    // The claimed one comes back after its lease, with the waiting one.
+    let again = claim(store, FAR, 10, W).await;
+    let mut keys: Vec<&str> = again.iter().map(|m| m.idempotency_key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["claimed", "waiting"],
+        "{W}: undelivered messages are kept"
+    );
 }
 
 /// `unregistered` lists `Unregistered` records only, in member-ID order, page by page after

@@ -292,6 +292,15 @@ impl AccountStore for MemoryStore {
             .collect())
     }
 
+    async fn purge_sent(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = lock(&self.inner);
+        let len = inner.outbox.len();
+        inner
+            .outbox
+            .retain(|m| !matches!(m.status, OutboxStatus::Sent { at } if at < before));
+        Ok(u64::try_from(len.saturating_sub(inner.outbox.len())).unwrap_or(u64::MAX))
+    }
+
     async fn unregistered(
         &self,
         after: Option<&MemberId>,

@@ -217,12 +217,22 @@ pub struct RetentionPolicy {
     /// own record-keeping; LOPDP sets no fixed period).
     #[serde(with = "compact_duration")]
     pub audit: Duration,
+    /// Delivered outbox messages older than this are deleted by
+    /// [`crate::retention::purge`] (they hold the member's address and ID). Default: 30 days
+    /// (**choice**: long enough to answer "did the mail go out?"); at least 1 day.
+    #[serde(with = "compact_duration", default = "default_sent_mail_retention")]
+    pub sent_mail: Duration,
+}
+
+fn default_sent_mail_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
         Self {
             audit: Duration::from_secs(5 * 365 * 24 * 3600),
+            sent_mail: default_sent_mail_retention(),
         }
     }
 }
@@ -1052,7 +1062,7 @@ impl Policy {
     /// |---|---|
     /// | `activation.ttl`, `unlock.link_ttl`, `recovery.reset_ttl` | 365 days |
     /// | `lockout.window`, `lockout.first_duration`, each of `lockout.progressive`, `registration.resend_cooldown` | 365 days |
-    /// | `retention.audit` | 50 years |
+    /// | `retention.audit`, `retention.sent_mail` | 50 years |
     /// | `hashing` | 1 GiB (`m_cost_kib` ≤ 1 048 576), `t_cost` ≤ 100, `p_cost` ≤ 64 ([`HashParams::validate`]) |
     /// | `stored_hash_bounds` | [`HashCostBounds::validate`], and not below `hashing` |
     /// | `lockout.threshold`, `lockout.manual_after`, `recovery.attempt_budget` | 1000 |
@@ -1206,6 +1216,9 @@ impl Policy {
         if self.retention.audit.is_zero() {
             return Err(invalid("retention.audit", "must be positive"));
         }
+        if self.retention.sent_mail < Duration::from_secs(24 * 3600) {
+            return Err(invalid("retention.sent_mail", "at least 1 day"));
+        }
         if self.notices.lock_warnings_per_day == 0 {
             return Err(invalid(
                 "notices.lock_warnings_per_day",
@@ -1301,6 +1314,12 @@ impl Policy {
         at_most(
             "retention.audit",
             self.retention.audit,
+            FIFTY_YEARS,
+            "50 years",
+        )?;
+        at_most(
+            "retention.sent_mail",
+            self.retention.sent_mail,
             FIFTY_YEARS,
             "50 years",
         )?;

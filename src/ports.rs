@@ -373,6 +373,14 @@ pub trait AccountStore: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Deletes the outbox messages delivered before `before` (they hold the member's address
+    /// and ID) and returns how many. Pending, claimed and dead-lettered messages stay. The
+    /// default deletes nothing.
+    async fn purge_sent(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let _ = before;
+        Ok(0)
+    }
+
     /// Deletes `member`'s record if it is still `Unregistered` at `version`, atomically;
     /// returns whether it did. Its audit events stay (they leave with the audit retention).
     /// A later commit for the member starts again from version 0. The default deletes

@@ -946,6 +946,15 @@ impl AccountStore for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn purge_sent(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM outbox WHERE status = 'sent' AND done_at < $1")
+            .bind(micros(before)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unavailable("purge sent mail", e))?;
+        Ok(done.rows_affected())
+    }
+
     async fn unregistered(
         &self,
         after: Option<&MemberId>,

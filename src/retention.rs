@@ -5,7 +5,9 @@
 //! commit path), deletes the records of IDs without an account that no longer hold anything
 //! (every login, registration, recovery or unlock request about an ID leaves a record, so
 //! that unknown IDs cost the same work as known ones), and deletes audit events older than
-//! [`RetentionPolicy::audit`](crate::policy::RetentionPolicy).
+//! [`RetentionPolicy::audit`](crate::policy::RetentionPolicy) and delivered outbox messages
+//! older than `RetentionPolicy::sent_mail` (they hold addresses and IDs; pending and
+//! dead-lettered ones stay).
 //!
 //! A record without an account is deleted only when nothing in it could change a later
 //! answer: no failure still in its window, no lock, no registration or notice counted today,
@@ -29,6 +31,8 @@ pub struct PurgeReport {
     pub audit_deleted: u64,
     /// Records of IDs without an account that held nothing any more, deleted.
     pub idle_records_deleted: usize,
+    /// Delivered outbox messages older than `policy.retention.sent_mail`, deleted.
+    pub sent_mail_deleted: u64,
 }
 
 /// Applies the retention rules of `policy` at `now`.
@@ -69,6 +73,11 @@ pub async fn purge(
         }
     }
     report.idle_records_deleted = purge_idle(store, policy, now).await?;
+    let sent_before = time::Duration::try_from(policy.retention.sent_mail)
+        .ok()
+        .and_then(|d| now.checked_sub(d))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    report.sent_mail_deleted = store.purge_sent(sent_before).await?;
     let before = time::Duration::try_from(policy.retention.audit)
         .ok()
         .and_then(|d| now.checked_sub(d))

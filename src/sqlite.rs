@@ -854,6 +854,15 @@ impl AccountStore for SqliteStore {
         rows.iter().map(record_from_row).collect()
     }
 
+    async fn purge_sent(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM outbox WHERE status = 'sent' AND done_at < ?")
+            .bind(micros(before)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn unregistered(
         &self,
         after: Option<&MemberId>,

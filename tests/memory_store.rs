@@ -140,6 +140,10 @@ mod conformance {
             self.store.purge_audit(before).await
         }
 
+        async fn purge_sent(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+            self.store.purge_sent(before).await
+        }
+
         async fn unregistered(
             &self,
             after: Option<&MemberId>,

@@ -777,3 +777,21 @@ fn environment_style_variables_override_a_preset() {
         Policy::iess()
     );
 }
+
+#[test]
+fn sent_mail_retention_is_bounded_and_defaults_when_absent() {
+    let mut p = Policy::iess();
+    p.retention.sent_mail = Duration::from_secs(3600);
+    assert!(
+        matches!(p.validate(), Err(PolicyError::Invalid { field, .. }) if field == "retention.sent_mail")
+    );
+    p.retention.sent_mail = Duration::from_secs(51 * 365 * 86_400);
+    assert!(p.validate().is_err());
+    // A file written before the key existed still loads, with the default.
+    let old = Policy::iess()
+        .to_toml()
+        .unwrap()
+        .replace("sent_mail = \"30d\"\n", "");
+    assert!(!old.contains("sent_mail"));
+    assert_eq!(Policy::from_toml(&old).unwrap(), Policy::iess());
+}

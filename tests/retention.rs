@@ -2,6 +2,8 @@
 //! through the normal commit path, and old audit events are deleted.
 #![cfg(feature = "memory")]
 
+mod flows;
+
 use afiliado::MemberId;
 use afiliado::core::{
     AccountRecord, AccountState, AuditKind, Command, Contact, Locale, ProofResult, Register, decide,
@@ -93,4 +95,33 @@ async fn purge_drops_expired_pending_contact_data_and_old_audit() {
     assert_eq!(report.audit_deleted, 4);
     assert_eq!(store.audit_log(&first.member).await.unwrap().len(), 0);
     assert_eq!(store.audit_log(&second.member).await.unwrap().len(), 0);
+}
+
+/// Delivered mail holds the member's address and ID: retention deletes it after
+/// `retention.sent_mail` (30 days by default); mail not yet delivered stays.
+#[tokio::test]
+async fn delivered_mail_is_purged_after_its_retention_period() {
+    let ana = flows::ana();
+    let h = flows::Harness::new(Policy::isspol(), &[&ana]);
+    h.activate_member(&ana, flows::UNIVERSAL_PW).await; // activation mail, delivered
+    h.service
+        .start_recovery(h.recovery(&ana))
+        .await
+        .expect("recovery answers"); // a reset link, left undelivered
+    let policy = h.policy().clone();
+    assert_eq!(
+        policy.retention.sent_mail,
+        std::time::Duration::from_secs(30 * 86_400)
+    );
+    let report = purge(h.store.as_ref(), &policy, h.now() + Duration::days(29))
+        .await
+        .unwrap();
+    assert_eq!(report.sent_mail_deleted, 0);
+    let report = purge(h.store.as_ref(), &policy, h.now() + Duration::days(31))
+        .await
+        .unwrap();
+    assert_eq!(report.sent_mail_deleted, 1, "the delivered activation mail");
+    let left = h.store.outbox();
+    assert_eq!(left.len(), 1, "the undelivered reset link stays");
+    assert!(left[0].notice.kind.link_purpose().is_some());
 }
