@@ -861,6 +861,11 @@ impl Policy {
                     path: ".".into(),
                     message: e.message().to_owned(),
                 })?;
+        self.merge_toml_table(overlay)
+    }
+
+    /// [`merge_toml`](Self::merge_toml) for an already parsed table.
+    fn merge_toml_table(&self, overlay: toml::Table) -> Result<Self, PolicyError> {
         let base =
             toml::Table::try_from(self).map_err(|e| PolicyError::Serialize(e.to_string()))?;
         let merged = merge_toml_tables(base, overlay);
@@ -886,6 +891,11 @@ impl Policy {
                 path: ".".into(),
                 message: e.to_string(),
             })?;
+        self.merge_json_value(overlay)
+    }
+
+    /// [`merge_json`](Self::merge_json) for an already parsed value.
+    fn merge_json_value(&self, overlay: serde_json::Value) -> Result<Self, PolicyError> {
         let base = serde_json::to_value(self).map_err(|e| PolicyError::Serialize(e.to_string()))?;
         let merged = merge_json_values(base, overlay);
         let policy: Self =
@@ -945,8 +955,7 @@ impl Policy {
                 .unwrap_or(toml::Value::String(value));
             insert_path(&mut overlay, &path, value);
         }
-        let text = toml::to_string(&overlay).map_err(|e| PolicyError::Serialize(e.to_string()))?;
-        self.merge_toml(&text)
+        self.merge_toml_table(overlay)
     }
 
     /// Parses a TOML document and validates it. Errors name the field.
@@ -970,10 +979,7 @@ impl Policy {
                     path: "preset".into(),
                     message: "expected a string".into(),
                 })?;
-                let base = Self::preset(name)?;
-                let rest =
-                    toml::to_string(&table).map_err(|e| PolicyError::Serialize(e.to_string()))?;
-                return base.merge_toml(&rest);
+                return Self::preset(name)?.merge_toml_table(table);
             }
         }
         let de = toml::Deserializer::new(text);
@@ -995,9 +1001,7 @@ impl Policy {
                     path: "preset".into(),
                     message: "expected a string".into(),
                 })?;
-                let base = Self::preset(name)?;
-                let rest = serde_json::Value::Object(map).to_string();
-                return base.merge_json(&rest);
+                return Self::preset(name)?.merge_json_value(serde_json::Value::Object(map));
             }
         }
         let mut de = serde_json::Deserializer::from_str(text);

@@ -1367,6 +1367,25 @@ impl AccountService {
         std::iter::once(&self.inner.digest_key).chain(&self.inner.older_digest_keys)
     }
 
+    /// `digest` under every listed key, and of those the first that `known` recognises (the
+    /// current key's when none does): what the record holds, whichever key digested it.
+    fn digest_known(
+        &self,
+        digest: impl Fn(&DigestKey) -> Digest,
+        known: impl Fn(&Digest) -> bool,
+    ) -> Digest {
+        let current = digest(&self.inner.digest_key);
+        if known(&current) {
+            return current;
+        }
+        self.inner
+            .older_digest_keys
+            .iter()
+            .map(digest)
+            .find(|d| known(d))
+            .unwrap_or(current)
+    }
+
     /// The record holding `token`, looked up under the current digest key and then under
     /// each older one (a key rotation kills no live link).
     async fn by_token(
@@ -1374,13 +1393,15 @@ impl AccountService {
         purpose: TokenPurpose,
         token: &Token,
     ) -> Result<(Digest, Option<AccountRecord>), ServiceError> {
-        let current = self.inner.digest_key.digest_token(purpose, token);
+        let mut first = None;
         for key in self.digest_keys() {
             let digest = key.digest_token(purpose, token);
             if let Some(record) = self.inner.store.load_by_token(purpose, &digest).await? {
                 return Ok((digest, Some(record)));
             }
+            first.get_or_insert(digest);
         }
+        let current = first.unwrap_or_else(|| self.inner.digest_key.digest_token(purpose, token));
         Ok((current, None))
     }
 
@@ -1437,17 +1458,10 @@ impl AccountService {
                 };
                 // Under whichever listed key digested the stored code (the current one for
                 // a wrong code).
-                let candidates: Vec<Digest> = self
-                    .digest_keys()
-                    .map(|k| {
-                        k.digest_code(TokenPurpose::ActivationCode, record.member.as_str(), &c)
-                    })
-                    .collect();
-                candidates
-                    .iter()
-                    .find(|d| Some(**d) == stored)
-                    .or(candidates.first())
-                    .copied()
+                Some(self.digest_known(
+                    |k| k.digest_code(TokenPurpose::ActivationCode, record.member.as_str(), &c),
+                    |d| Some(*d) == stored,
+                ))
             }
             _ => None,
         };
@@ -1605,14 +1619,7 @@ impl AccountService {
         };
         // The device the browser claims (ignored when malformed), and a fresh one to trust
         // if this login succeeds from an untrusted browser.
-        let device_candidates: Vec<Digest> = device_token
-            .and_then(|t| Token::parse(t).ok())
-            .map(|t| {
-                self.digest_keys()
-                    .map(|k| k.digest_token(TokenPurpose::Device, &t))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let device_token = device_token.and_then(|t| Token::parse(t).ok());
         let (new_device, enroll) = if policy.devices.enabled && trust_new_device {
             let (token, digest) = self.new_token(TokenPurpose::Device);
             (Some(token), Some(digest))
@@ -1621,15 +1628,16 @@ impl AccountService {
         };
         let record = self.inner.store.load(&member).await?;
         // The device as the record knows it, under whichever listed key digested it.
-        let device = device_candidates
-            .iter()
-            .find(|d| {
-                record
-                    .as_ref()
-                    .is_some_and(|r| r.devices.iter().any(|t| t.digest == **d))
-            })
-            .or(device_candidates.first())
-            .copied();
+        let device = device_token.map(|t| {
+            self.digest_known(
+                |k| k.digest_token(TokenPurpose::Device, &t),
+                |d| {
+                    record
+                        .as_ref()
+                        .is_some_and(|r| r.devices.iter().any(|dev| dev.digest == *d))
+                },
+            )
+        });
         let stored = record.as_ref().and_then(|r| r.password_hash().cloned());
         let checked = self
             .verify_checked(password.expose_secret(), stored.clone())
